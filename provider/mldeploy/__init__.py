@@ -1,0 +1,1 @@
+"""mldeploy: ship ML models to inference services with Pulumi."""

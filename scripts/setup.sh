@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# make setup: install and start everything mldeploy needs on this machine.
+#
+# Idempotent: each step checks what is already in place and skips work that is
+# done, so a warm run takes seconds. Each step prints what it does and how long
+# it took; a failing step names itself and what to do.
+#
+# Steps: python, pulumi, docker, registry, base-os-image, wheelhouse, pulumi-backend.
+# Run a subset with `scripts/setup.sh docker registry`.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$MLDEPLOY_ROOT"
+
+PULUMI_VERSION=3.259.0
+LANGHOST_SDK_VERSION=3.79.0
+LOGS="$MLDEPLOY_HOME/logs"
+REG="$MLDEPLOY_HOME/registry"
+mkdir -p "$LOGS" "$REG" "$MLDEPLOY_WHEELHOUSE" "$MLDEPLOY_HOME/cache"
+
+say() { printf '  %s\n' "$*"; }
+fail() { printf '\nsetup step "%s" failed: %s\n' "$CURRENT_STEP" "$*" >&2; exit 1; }
+run_step() {
+  CURRENT_STEP="$1"
+  local start=$SECONDS
+  printf '==> %s\n' "$1"
+  "step_${1//-/_}"
+  printf '    %s: done in %ss\n' "$1" "$((SECONDS - start))"
+}
+sha() { cat "$@" | sha256sum | cut -c1-16; }
+apt_install() {
+  # apt_install PACKAGE... : install Debian packages that are missing.
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq >"$LOGS/apt.log" 2>&1 || fail "apt-get update failed, see $LOGS/apt.log"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
+    || fail "apt-get install ${missing[*]} failed, see $LOGS/apt.log"
+}
+
+# 1. Python: .venv with mldeploy editable plus test dependencies.
+step_python() {
+  local stamp=.venv/.mldeploy-stamp want
+  want="$(sha pyproject.toml)"
+  if [ -x .venv/bin/python ] && [ "$(cat $stamp 2>/dev/null)" = "$want" ]; then
+    say ".venv is up to date ($(.venv/bin/python --version))"; return
+  fi
+  command -v python3 >/dev/null || fail "python3 (3.11+) is required"
+  [ -x .venv/bin/python ] || python3 -m venv .venv || fail "could not create .venv"
+  say "installing mldeploy (editable) and test dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip >"$LOGS/pip.log" 2>&1
+  .venv/bin/pip install -q -e ".[test]" >>"$LOGS/pip.log" 2>&1 || fail "pip install failed, see $LOGS/pip.log"
+  echo "$want" >$stamp
+}
+
+# 2. Pulumi engine: a v3 CLI at least as new as the SDK on PATH, else build it.
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+step_pulumi() {
+  local existing
+  existing="$(PATH="${PATH#"$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:"}" command -v pulumi || true)"
+  if [ -n "$existing" ]; then
+    local v; v="$("$existing" version 2>/dev/null | sed 's/^v//')"
+    if [[ "$v" == 3.* ]] && version_ge "$v" "$PULUMI_VERSION"; then
+      say "using $existing (v$v)"; return
+    fi
+    say "ignoring $existing (v$v): need v3 >= $PULUMI_VERSION"
+  fi
+  mkdir -p .tools/bin
+  command -v go >/dev/null || fail "Go is needed to build the Pulumi CLI (apt-get install golang, or install Pulumi $PULUMI_VERSION)"
+  local want; want="$(sha tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi-language-python/go.mod)"
+  if [ -x .tools/bin/pulumi ] && [ -x .tools/bin/pulumi-language-python ] \
+     && [ "$(cat .tools/.stamp 2>/dev/null)" = "$want" ]; then
+    say ".tools/bin/pulumi $(.tools/bin/pulumi version) is built"; return
+  fi
+  say "building the Pulumi CLI v$PULUMI_VERSION from the Go module proxy (about 5 min cold, log: $LOGS/go-build.log)"
+  (cd tools/pulumi && go build -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+     -o "$MLDEPLOY_ROOT/.tools/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) >"$LOGS/go-build.log" 2>&1 \
+     || fail "go build of the Pulumi CLI failed, see $LOGS/go-build.log"
+  say "building the Python language host from sdk v$LANGHOST_SDK_VERSION"
+  (cd tools/pulumi-language-python && go build -o "$MLDEPLOY_ROOT/.tools/bin/pulumi-language-python" \
+     github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) >>"$LOGS/go-build.log" 2>&1 \
+     || fail "go build of pulumi-language-python failed, see $LOGS/go-build.log"
+  local sdk; sdk="$(cd tools/pulumi && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" .tools/bin/
+  install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" .tools/bin/
+  echo "$want" >.tools/.stamp
+  say "built $(.tools/bin/pulumi version)"
+}
+
+# 3. Docker Engine: use a running one, else install Debian's docker.io and start dockerd.
+step_docker() {
+  if docker info >/dev/null 2>&1; then say "Docker Engine $(docker info -f '{{.ServerVersion}}') is running"; return; fi
+  command -v dockerd >/dev/null || apt_install docker.io
+  command -v docker >/dev/null || apt_install docker.io
+  say "starting dockerd (log: $LOGS/dockerd.log)"
+  nohup dockerd >"$LOGS/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || fail "dockerd did not become ready in 30 s; see $LOGS/dockerd.log"
+  say "Docker Engine $(docker info -f '{{.ServerVersion}}') is running"
+}
+
+# 4. Local OCI registry: distribution on a unix socket, nginx in front on
+#    127.0.0.1:$MLDEPLOY_REGISTRY_PORT doing bcrypt basic auth with per-role rules.
+step_registry() {
+  command -v docker-registry >/dev/null || apt_install docker-registry
+  command -v nginx >/dev/null || apt_install nginx-light
+  command -v htpasswd >/dev/null || apt_install apache2-utils
+  mkdir -p "$REG/data" "$REG/nginx-tmp"
+  touch "$REG/htpasswd" "$REG/htpasswd-push"
+  chmod 0644 "$REG/htpasswd" "$REG/htpasswd-push"
+  local user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user root;"
+  sed -e "s|@STATE@|$REG|g" -e "s|@LOGS@|$LOGS|g" -e "s|@WHEELHOUSE@|$MLDEPLOY_WHEELHOUSE|g" \
+      -e "s|@PORT@|$MLDEPLOY_REGISTRY_PORT|g" -e "s|@USER@|$user_line|g" \
+      scripts/registry/nginx.conf.in >"$REG/nginx.conf.new"
+  sed -e "s|@STATE@|$REG|g" scripts/registry/config.yml.in >"$REG/config.yml.new"
+  local changed=0
+  for f in nginx.conf config.yml; do
+    if ! cmp -s "$REG/$f.new" "$REG/$f"; then mv "$REG/$f.new" "$REG/$f"; changed=1; else rm "$REG/$f.new"; fi
+  done
+
+  if ! pgrep -f "docker-registry serve $REG/config.yml" >/dev/null || [ $changed = 1 ]; then
+    pkill -f "docker-registry serve $REG/config.yml" 2>/dev/null && sleep 0.5 || true
+    rm -f "$REG/registry.sock"
+    say "starting docker-registry (storage: $REG/data, log: $LOGS/registry.log)"
+    nohup docker-registry serve "$REG/config.yml" >>"$LOGS/registry.log" 2>&1 &
+    for _ in $(seq 1 40); do [ -S "$REG/registry.sock" ] && break; sleep 0.25; done
+    [ -S "$REG/registry.sock" ] || fail "docker-registry did not start; see $LOGS/registry.log"
+    chmod 0666 "$REG/registry.sock"
+  fi
+  if [ -f "$REG/nginx.pid" ] && kill -0 "$(cat "$REG/nginx.pid")" 2>/dev/null; then
+    if [ $changed = 1 ]; then nginx -c "$REG/nginx.conf" -s reload; say "reloaded nginx"; fi
+  else
+    nginx -t -c "$REG/nginx.conf" >"$LOGS/nginx-test.log" 2>&1 || fail "nginx config invalid: $(tail -3 "$LOGS/nginx-test.log")"
+    say "starting nginx on 127.0.0.1:$MLDEPLOY_REGISTRY_PORT"
+    nginx -c "$REG/nginx.conf" || fail "nginx did not start (is port $MLDEPLOY_REGISTRY_PORT in use? set MLDEPLOY_REGISTRY_PORT); see $LOGS/nginx-error.log"
+  fi
+  local code
+  for _ in $(seq 1 40); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://$MLDEPLOY_REGISTRY/v2/" || true)"
+    [ "$code" = 401 ] && break; sleep 0.25
+  done
+  [ "$code" = 401 ] || fail "registry at http://$MLDEPLOY_REGISTRY/v2/ answered '$code', expected 401; see $LOGS/nginx-error.log and $LOGS/registry.log"
+  say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401)"
+}
+
+# 5. Base OS image: debootstrap a minimal Debian bookworm and docker import it.
+step_base_os_image() {
+  if docker image inspect "$MLDEPLOY_BASE_OS_IMAGE" >/dev/null 2>&1; then
+    say "$MLDEPLOY_BASE_OS_IMAGE is present"; return
+  fi
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  local mirror="${MLDEPLOY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+  local root; root="$(mktemp -d "$MLDEPLOY_HOME/rootfs.XXXXXX")"
+  say "debootstrap --variant=minbase bookworm from $mirror (about 30 s; log: $LOGS/debootstrap.log)"
+  debootstrap --variant=minbase bookworm "$root" "$mirror" >"$LOGS/debootstrap.log" 2>&1 \
+    || { rm -rf "$root"; fail "debootstrap failed; see $LOGS/debootstrap.log"; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  say "docker import -> $MLDEPLOY_BASE_OS_IMAGE"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' -c 'ENV LANG=C.UTF-8' - "$MLDEPLOY_BASE_OS_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+# 6. Wheelhouse: wheels for the images' Python (Debian bookworm's 3.11), from PyPI on the host.
+step_wheelhouse() {
+  local want; want="$(sha scripts/wheelhouse.txt)"
+  if [ "$(cat "$MLDEPLOY_WHEELHOUSE/.stamp" 2>/dev/null)" = "$want" ]; then
+    say "wheelhouse is up to date ($(ls "$MLDEPLOY_WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$MLDEPLOY_WHEELHOUSE" | cut -f1))"; return
+  fi
+  say "pip download for cp311 manylinux x86_64 -> $MLDEPLOY_WHEELHOUSE"
+  .venv/bin/pip download -q -d "$MLDEPLOY_WHEELHOUSE" --only-binary=:all: \
+      --python-version 3.11 --implementation cp --abi cp311 \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      --platform linux_x86_64 --platform any \
+      -r scripts/wheelhouse.txt >"$LOGS/wheelhouse.log" 2>&1 || fail "pip download failed; see $LOGS/wheelhouse.log"
+  echo "$want" >"$MLDEPLOY_WHEELHOUSE/.stamp"
+  say "$(ls "$MLDEPLOY_WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$MLDEPLOY_WHEELHOUSE" | cut -f1)"
+}
+
+# 7. Pulumi state: a local file backend under the state directory.
+step_pulumi_backend() {
+  mkdir -p "$MLDEPLOY_HOME/pulumi"
+  say "backend $PULUMI_BACKEND_URL ($(pulumi version))"
+}
+
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker registry base-os-image wheelhouse pulumi-backend)
+total=$SECONDS
+for s in "${STEPS[@]}"; do run_step "$s"; done
+printf 'setup complete in %ss (state: %s)\n' "$((SECONDS - total))" "$MLDEPLOY_HOME"
