@@ -1,0 +1,30 @@
+"""Choose the backend for a target. The only module that knows every implementation.
+
+``registry`` values accepted by the local target: ``"local"`` (the embedded
+default) or the local registry's address (``127.0.0.1:5000``).
+"""
+
+from __future__ import annotations
+
+from ..errors import ValidationError
+from ..settings import Settings
+from .protocols import IdentityStore
+
+LOCAL_NAMES = ("local",)
+
+
+def is_local_registry(registry: str | None, settings: Settings) -> bool:
+    return registry in (None, "", *LOCAL_NAMES, settings.registry)
+
+
+def identity_store(registry: str | None, field: str = "registry") -> IdentityStore:
+    settings = Settings.from_env()
+    if is_local_registry(registry, settings):
+        from .htpasswd import HtpasswdIdentityStore
+
+        return HtpasswdIdentityStore(settings.registry_dir, settings.registry)
+    raise ValidationError(
+        field,
+        f"unknown registry {registry!r}; use 'local' (the embedded registry at {settings.registry}). "
+        "Azure Container Registry identities come with the azure target.",
+    )

@@ -1,0 +1,1 @@
+"""The dynamic resources: one file each, read top to bottom."""

@@ -1,0 +1,66 @@
+"""Where things are on this machine: the state directory and the local endpoints.
+
+Read from the environment each time a provider method runs (providers keep
+nothing on ``self``, since they are pickled into state). ``scripts/lib.sh``
+sets the same variables for the Makefile and for running pulumi by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+def _default_home() -> Path:
+    env = os.environ.get("MLDEPLOY_HOME")
+    if env:
+        return Path(env)
+    # An editable install: <repo>/provider/mldeploy/settings.py -> <repo>/.mldeploy
+    here = Path(__file__).resolve()
+    repo = here.parents[2]
+    if (repo / "pyproject.toml").exists() and (repo / "scripts" / "lib.sh").exists():
+        return repo / ".mldeploy"
+    return Path.home() / ".mldeploy"
+
+
+class Settings(BaseModel):
+    """The local target's locations. All of it lives under ``home``."""
+
+    home: Path
+    registry: str
+    wheelhouse: Path
+    base_os_image: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = _default_home()
+        port = os.environ.get("MLDEPLOY_REGISTRY_PORT", "5000")
+        return cls(
+            home=home,
+            registry=os.environ.get("MLDEPLOY_REGISTRY", f"127.0.0.1:{port}"),
+            wheelhouse=Path(os.environ.get("MLDEPLOY_WHEELHOUSE", str(home / "wheelhouse"))),
+            base_os_image=os.environ.get("MLDEPLOY_BASE_OS_IMAGE", "mldeploy/debian:bookworm"),
+        )
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def wheelhouse_url(self) -> str:
+        """The wheelhouse as image builds see it (builds run on the host network)."""
+        return f"http://{self.registry}/wheels/"

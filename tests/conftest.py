@@ -1,0 +1,24 @@
+"""Shared test configuration: the environment scripts/lib.sh sets, for tests run outside make."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lib_env() -> None:
+    home = os.environ.setdefault("MLDEPLOY_HOME", str(ROOT / ".mldeploy"))
+    port = os.environ.setdefault("MLDEPLOY_REGISTRY_PORT", "5000")
+    os.environ.setdefault("MLDEPLOY_REGISTRY", f"127.0.0.1:{port}")
+    os.environ.setdefault("PULUMI_BACKEND_URL", f"file://{home}/pulumi")
+    os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", "mldeploy-demo")
+    os.environ["PULUMI_SKIP_UPDATE_CHECK"] = "1"
+    path = os.environ.get("PATH", "")
+    prefix = f"{ROOT / '.venv' / 'bin'}:{ROOT / '.tools' / 'bin'}"
+    if not path.startswith(prefix):
+        os.environ["PATH"] = f"{prefix}:{path}"
+
+
+_lib_env()

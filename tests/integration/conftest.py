@@ -1,0 +1,99 @@
+"""Integration fixtures: the real engine, Docker Engine and registry that `make setup` started.
+
+Session-scoped: the base OS image, the wheelhouse and the registry are shared
+by every test; each test gets its own throwaway Pulumi project and stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from mldeploy.backends.htpasswd import HtpasswdIdentityStore
+from mldeploy.settings import Settings
+
+from .harness import Project
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    s = Settings.from_env()
+    problems = []
+    if shutil.which("pulumi") is None:
+        problems.append("pulumi is not on PATH")
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        problems.append("Docker Engine is not running")
+    try:
+        code = requests.get(f"http://{s.registry}/v2/", timeout=5).status_code
+        if code != 401:
+            problems.append(f"registry at {s.registry} answered {code}, expected 401")
+    except requests.RequestException as exc:
+        problems.append(f"registry at {s.registry} unreachable: {exc}")
+    if problems:
+        pytest.fail("integration tests need `make setup` first: " + "; ".join(problems), pytrace=False)
+    return s
+
+
+@pytest.fixture
+def project(tmp_path: Path, settings: Settings) -> Iterator[Project]:
+    p = Project(tmp_path / "proj")
+    yield p
+    p.cleanup()
+
+
+class Creds:
+    def __init__(self, username: str, password: str, registry: str) -> None:
+        self.username, self.password, self.registry = username, password, registry
+
+    @property
+    def auth_config(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+    @property
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+@pytest.fixture(scope="session")
+def push_creds(settings: Settings) -> Iterator[Creds]:
+    """An AcrPush identity made directly in the identity store, for tests that need to push fixtures."""
+    store = HtpasswdIdentityStore(settings.registry_dir, settings.registry)
+    ident, secret = store.create("pytest-push", "AcrPush", None)
+    yield Creds(ident.client_id, secret, settings.registry)
+    store.delete(ident.client_id)
+
+
+@pytest.fixture(scope="session")
+def docker_client(settings: Settings):  # type: ignore[no-untyped-def]
+    import docker
+
+    client = docker.from_env(timeout=600)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_image(docker_client, push_creds: Creds, settings: Settings) -> str:  # type: ignore[no-untyped-def]
+    """A tiny image FROM the debootstrap base, pushed to the registry; returns its repository ref."""
+    import io
+
+    dockerfile = f"FROM {settings.base_os_image}\nRUN echo tiny > /tiny.txt\n"
+    repo = f"{settings.registry}/pytest/tiny"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:v1", rm=True)
+    docker_client.images.push(repo, tag="v1", auth_config=push_creds.auth_config)
+    return f"{repo}:v1"
+
+
+def env_without_docker_config() -> dict[str, str]:
+    """An environment whose docker CLI has no stored credentials."""
+    env = dict(os.environ)
+    return env
