@@ -1,0 +1,157 @@
+"""Content digests of model files and directories, cached so a preview does not re-read them.
+
+``file_digest(path)``: the sha256 hex digest of one file's bytes (no prefix).
+
+``tree_digest(path)``: ``("sha256:<hex>", total_size_bytes)`` for a file or a
+directory. The exact scheme, stable across machines (absolute paths, order of
+listing, mtimes and permissions never enter it):
+
+- a directory: every regular file below it (symlinks to files are followed,
+  directories are walked recursively), each named by its path relative to
+  the directory in POSIX form (``sub/weights.bin``), sorted by that name's
+  UTF-8 bytes;
+- a single file: one entry named by its basename;
+- the digest is sha256 over, for each entry in order, the line
+  ``<relative posix path>\\0<sha256 hex of the content>\\n`` (UTF-8).
+
+So the same content under the same relative names gives the same digest in
+any two places, and renaming or moving a file inside the tree changes it.
+
+Cache: per file, keyed by (absolute resolved path, size, mtime_ns), in a
+SQLite database at ``Settings.from_env().cache_dir / "digests.sqlite"``.
+SQLite serialises writers itself, so two processes (two providers in one
+``pulumi up``, or a preview and a test) may use it at once; a cache that cannot
+be opened or written is skipped (the file is then simply hashed), never an error.
+A file whose size or mtime changed is re-read; a rewrite within the same
+nanosecond and same size is the accepted limit of this scheme.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+from .errors import ValidationError
+from .settings import Settings
+
+_CHUNK = 1024 * 1024
+_SCHEMA = "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)"
+
+
+def _cache_path() -> Path:
+    return Settings.from_env().cache_dir / "digests.sqlite"
+
+
+def _connect() -> sqlite3.Connection | None:
+    try:
+        path = _cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(_SCHEMA)
+        return conn
+    except (OSError, sqlite3.Error):
+        return None
+
+
+def _lookup(conn: sqlite3.Connection | None, key: str, size: int, mtime_ns: int) -> str | None:
+    if conn is None:
+        return None
+    try:
+        row = conn.execute("SELECT size, mtime_ns, sha256 FROM digests WHERE path = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        return None
+    if row and row[0] == size and row[1] == mtime_ns:
+        return str(row[2])
+    return None
+
+
+def _store(conn: sqlite3.Connection | None, key: str, size: int, mtime_ns: int, digest: str) -> None:
+    if conn is None:
+        return
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute(
+            "INSERT OR REPLACE INTO digests (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
+            (key, size, mtime_ns, digest),
+        )
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cached_file_digest(conn: sqlite3.Connection | None, path: Path) -> tuple[str, int]:
+    resolved = path.resolve()
+    st = resolved.stat()
+    key = str(resolved)
+    cached = _lookup(conn, key, st.st_size, st.st_mtime_ns)
+    if cached is not None:
+        return cached, st.st_size
+    digest = _hash_file(resolved)
+    # Store under the stat taken *before* reading: a file changed while being read
+    # gets a new mtime, so the next call re-reads it rather than trusting this entry.
+    _store(conn, key, st.st_size, st.st_mtime_ns, digest)
+    return digest, st.st_size
+
+
+def file_digest(path: Path) -> str:
+    """The sha256 hex digest of a file's content, cached by (absolute path, size, mtime_ns)."""
+    conn = _connect()
+    try:
+        return _cached_file_digest(conn, Path(path))[0]
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _entries(root: Path, field: str) -> list[tuple[str, Path]]:
+    if root.is_file():
+        return [(root.name, root)]
+    if not root.is_dir():
+        raise ValidationError(field, f"{str(root)!r} does not exist (expected a model file or directory)")
+    entries: list[tuple[str, Path]] = []
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_file():  # skips dangling links, sockets, fifos
+                entries.append((full.relative_to(root).as_posix(), full))
+    entries.sort(key=lambda e: e[0].encode("utf-8"))
+    return entries
+
+
+def tree_files(path: Path, field: str = "path") -> list[tuple[str, Path]]:
+    """The (relative posix name, file) pairs that ``tree_digest`` hashes, in digest order."""
+    return _entries(Path(path), field)
+
+
+def tree_digest(path: Path, field: str = "path") -> tuple[str, int]:
+    """``("sha256:<hex>", total bytes)`` of a file or directory (scheme in the module docstring).
+
+    Raises ``ValidationError(field, ...)`` for a missing path or a directory with no files.
+    """
+    root = Path(path)
+    entries = _entries(root, field)
+    if not entries:
+        raise ValidationError(field, f"directory {str(root)!r} contains no files; a model version needs at least one")
+    h = hashlib.sha256()
+    total = 0
+    conn = _connect()
+    try:
+        for rel, full in entries:
+            digest, size = _cached_file_digest(conn, full)
+            total += size
+            h.update(f"{rel}\0{digest}\n".encode())
+    finally:
+        if conn is not None:
+            conn.close()
+    return f"sha256:{h.hexdigest()}", total
+
+
+__all__ = ["file_digest", "tree_digest", "tree_files"]
