@@ -42,3 +42,144 @@ class IdentityStore(Protocol):
     def delete(self, client_id: str) -> None:
         """Revoke the identity. A missing identity is not an error."""
         ...
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One immutable version of a registered model, ``name:version``, as a model registry knows it.
+
+    ``digest`` is mldeploy's content digest (``sha256:<hex>``, see ``mldeploy.hashing``);
+    ``download`` is where a deployment fetches the files from (a ``file://`` URI for the
+    local registry, a blob/datastore URI on Azure); ``properties`` are fixed at creation.
+    """
+
+    name: str
+    version: int
+    model_uri: str
+    digest: str
+    size_bytes: int
+    created_at: str
+    download: str
+    description: str
+    tags: dict[str, str]
+    properties: dict[str, str]
+
+
+class ModelRegistry(Protocol):
+    """Registered model versions: the embedded MLflow registry locally, the workspace registry on Azure ML.
+
+    Versions are numbered by the registry. Content and ``properties`` never change
+    after ``create``; only ``description`` and ``tags`` may be updated.
+    """
+
+    location: str
+
+    def validate_name(self, name: str, field: str = "model_name") -> None:
+        """Raise ``ValidationError(field, ...)`` if the registry would reject this model name. No I/O."""
+        ...
+
+    def create(
+        self,
+        name: str,
+        path: str,
+        digest: str,
+        description: str,
+        tags: dict[str, str],
+        properties: dict[str, str],
+    ) -> RegisteredModel:
+        """Copy the files at ``path`` into the registry's storage and register a new version.
+
+        Raises ``ValidationError("path", ...)`` if the content no longer matches ``digest``;
+        nothing stays registered or stored then.
+        """
+        ...
+
+    def get(self, name: str, version: int) -> RegisteredModel:
+        """The version, or ``NotFound`` if it does not exist."""
+        ...
+
+    def update(self, name: str, version: int, description: str, tags: dict[str, str]) -> RegisteredModel:
+        """Set the description and replace the user tags (tags not given are removed)."""
+        ...
+
+    def delete(self, name: str, version: int) -> None:
+        """Delete the version and its stored files. A missing version is not an error."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A local image as the engine knows it: ``id`` (``sha256:...``), ``size_bytes`` (uncompressed) and its tags."""
+
+    id: str
+    size_bytes: int
+    tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbedFacts:
+    """What a short run of an image found: ``/etc/os-release`` text and the Python and Conda versions (or None)."""
+
+    os_release: str
+    python_version: str | None
+    conda_version: str | None
+
+
+class ImageBuilder(Protocol):
+    """Builds, tags, pushes, pulls, probes and removes images on a container engine (Docker Engine)."""
+
+    def build(
+        self,
+        context_dir: str,
+        dockerfile: str,
+        tag: str,
+        build_args: dict[str, str],
+        log_path: str,
+        platform: str | None = None,
+        nocache: bool = False,
+        label: str = "build",
+    ) -> BuiltImage:
+        """Build from a context directory; progress per step, full output to ``log_path``.
+
+        Raises ``BuildError`` naming the failing step and the last lines of output.
+        """
+        ...
+
+    def tag(self, image: str, ref: str) -> None:
+        """Tag a local image (id or ref) as ``ref`` (``address/repository:tag``)."""
+        ...
+
+    def push(self, ref: str, auth: dict[str, str] | None) -> str:
+        """Push ``address/repository:tag``; returns the manifest digest. ``AuthError`` when refused."""
+        ...
+
+    def pull(self, ref: str, auth: dict[str, str] | None) -> BuiltImage:
+        """Pull a reference; ``NotFound`` when the registry has no such manifest, ``AuthError`` when refused."""
+        ...
+
+    def inspect(self, ref: str) -> BuiltImage:
+        """The local image, or ``NotFound``."""
+        ...
+
+    def probe(self, image: str) -> ProbedFacts:
+        """Run the image briefly (no network) and read its OS, Python and Conda versions."""
+        ...
+
+    def remove(self, ref: str) -> None:
+        """Remove a local image tag/reference. Missing is not an error; an image in use is left alone."""
+        ...
+
+
+class ImageRegistry(Protocol):
+    """An OCI distribution registry (the v2 HTTP API) as seen with one set of credentials."""
+
+    address: str
+
+    def manifest_digest(self, repository: str, reference: str) -> str:
+        """The manifest digest a tag or digest resolves to; ``NotFound`` for a definite 404/MANIFEST_UNKNOWN."""
+        ...
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """Delete a manifest by digest (and with it every tag on it). ``NotFound`` when already gone."""
+        ...

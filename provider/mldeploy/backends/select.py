@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ValidationError
 from ..settings import Settings
-from .protocols import IdentityStore
+from .protocols import IdentityStore, ModelRegistry
 
 LOCAL_NAMES = ("local",)
 
@@ -27,4 +27,21 @@ def identity_store(registry: str | None, field: str = "registry") -> IdentitySto
         field,
         f"unknown registry {registry!r}; use 'local' (the embedded registry at {settings.registry}). "
         "Azure Container Registry identities come with the azure target.",
+    )
+
+
+MODEL_REGISTRIES = ("local",)
+
+
+def model_registry(registry: str | None, field: str = "registry") -> ModelRegistry:
+    """The model registry for ``registry``: ``"local"`` (the default) is the embedded MLflow registry."""
+    settings = Settings.from_env()
+    if registry in (None, "", "local"):
+        from .mlflow_registry import MlflowModelRegistry
+
+        return MlflowModelRegistry(settings.mlflow_dir)
+    raise ValidationError(
+        field,
+        f"unknown model registry {registry!r}; valid values: {', '.join(repr(r) for r in MODEL_REGISTRIES)} "
+        f"(the embedded MLflow registry under {settings.mlflow_dir}). The Azure ML registry comes with the azure target.",
     )

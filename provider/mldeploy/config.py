@@ -1,0 +1,197 @@
+"""The source document's JSON files as pydantic models.
+
+``inferenceconfig.json`` and ``deploymentconfig.json`` are read as they are
+(camelCase in JSON, snake_case in Python). Unknown fields are errors that name
+the field and the file, as are missing files the config points at.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.alias_generators import to_camel
+
+from .errors import ValidationError
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class BaseImageRegistry(_Camel):
+    """A private registry outside the workspace: address, username, password (a secret)."""
+
+    address: str
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class InferenceConfig(_Camel):
+    """``az ml model deploy --ic``: how to package the model into a web service."""
+
+    entry_script: str
+    runtime: Literal["python"] = "python"
+    conda_file: str | None = None
+    extra_dockerfile_steps: str | None = None
+    source_directory: str | None = None
+    enable_gpu: bool = False
+    base_image: str | None = None
+    base_image_registry: BaseImageRegistry | str | None = None
+    description: str | None = None
+
+    @field_validator("base_image_registry", mode="before")
+    @classmethod
+    def _registry_as_address(cls, v: Any) -> Any:
+        # The document's JSON gives the registry as a bare address string.
+        return {"address": v} if isinstance(v, str) else v
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "InferenceConfig":
+        return _load(cls, Path(path))
+
+    def resolve(self, base_dir: Path) -> "ResolvedInference":
+        """Check the files this config points at, relative to ``base_dir`` (the JSON file's directory)."""
+        src = (base_dir / self.source_directory) if self.source_directory else base_dir
+        if not src.is_dir():
+            raise ValidationError("sourceDirectory", f"{src} is not a directory")
+        entry = src / self.entry_script
+        if not entry.is_file():
+            raise ValidationError("entryScript", f"{entry} does not exist; entryScript is relative to sourceDirectory ({src})")
+        conda = None
+        pip: list[str] = []
+        if self.conda_file:
+            conda = src / self.conda_file
+            if not conda.is_file():
+                conda = base_dir / self.conda_file
+            if not conda.is_file():
+                raise ValidationError("condaFile", f"{self.conda_file} does not exist (looked in {src} and {base_dir})")
+            pip = conda_pip_requirements(conda)
+        extra = None
+        if self.extra_dockerfile_steps:
+            extra = src / self.extra_dockerfile_steps
+            if not extra.is_file():
+                extra = base_dir / self.extra_dockerfile_steps
+            if not extra.is_file():
+                raise ValidationError("extraDockerfileSteps", f"{self.extra_dockerfile_steps} does not exist")
+        if self.enable_gpu:
+            raise ValidationError("enableGpu", "this machine has no GPU and the local target runs CPU images only; set enableGpu to false")
+        return ResolvedInference(
+            source_dir=str(src.resolve()),
+            entry_script=self.entry_script,
+            conda_file=str(conda.resolve()) if conda else None,
+            pip_requirements=pip,
+            extra_dockerfile_steps=extra.read_text() if extra else None,
+        )
+
+
+class ResolvedInference(BaseModel):
+    """An InferenceConfig with its files found and read: what the deployment's inputs carry."""
+
+    source_dir: str
+    entry_script: str
+    conda_file: str | None
+    pip_requirements: list[str]
+    extra_dockerfile_steps: str | None
+
+
+def conda_pip_requirements(path: Path) -> list[str]:
+    """The ``pip:`` entries of a conda environment file. Errors name the file."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValidationError("condaFile", f"{path} does not parse as YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("dependencies", []), list):
+        raise ValidationError("condaFile", f"{path}: expected a mapping with a 'dependencies' list")
+    pip: list[str] = []
+    for dep in doc.get("dependencies") or []:
+        if isinstance(dep, dict):
+            entries = dep.get("pip")
+            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+                raise ValidationError("condaFile", f"{path}: 'pip:' must be a list of requirement strings, got {dep!r}")
+            pip.extend(entries)
+    return pip
+
+
+class ContainerResourceRequirements(_Camel):
+    cpu: float | None = Field(default=None, gt=0)
+    memory_in_gb: float | None = Field(default=None, alias="memoryInGB", gt=0)
+    gpu: int | None = None
+
+
+class AutoScaler(_Camel):
+    autoscale_enabled: bool | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    refresh_period_in_seconds: int | None = None
+    target_utilization: int | None = None
+
+
+class LivenessProbeRequirements(_Camel):
+    period_seconds: int | None = None
+    initial_delay_seconds: int | None = None
+    timeout_seconds: int | None = None
+    failure_threshold: int | None = None
+    success_threshold: int | None = None
+
+
+class DeploymentConfig(_Camel):
+    """``az ml model deploy --dc``: where and how the service runs.
+
+    ``local`` runs here; the ``aci`` and ``aks`` fields of the same format parse
+    and validate, and a target that does not run them says so at preview.
+    """
+
+    compute_type: Literal["local", "aci", "aks"] = "local"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # aci / aks
+    container_resource_requirements: ContainerResourceRequirements | None = None
+    auth_enabled: bool | None = None
+    ssl_enabled: bool | None = None
+    app_insights_enabled: bool | None = None
+    location: str | None = None
+    dns_name_label: str | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    # aks
+    auto_scaler: AutoScaler | None = None
+    num_replicas: int | None = Field(default=None, ge=1)
+    scoring_timeout_ms: int | None = Field(default=None, ge=1)
+    max_concurrent_requests_per_container: int | None = Field(default=None, ge=1)
+    max_queue_wait_ms: int | None = None
+    liveness_probe_requirements: LivenessProbeRequirements | None = None
+    namespace: str | None = None
+    compute_target_name: str | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "DeploymentConfig":
+        return _load(cls, Path(path))
+
+
+def _load(cls: Any, path: Path) -> Any:
+    field = "inference_config" if cls is InferenceConfig else "deployment_config"
+    if not path.is_file():
+        raise ValidationError(field, f"{path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValidationError(field, f"{path} is not valid JSON: {exc}") from exc
+    return parse(cls, data, str(path))
+
+
+def parse(cls: Any, data: Any, source: str) -> Any:
+    """Validate ``data`` as ``cls``; the error names each bad field and the file."""
+    try:
+        return cls.model_validate(data)
+    except PydanticValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+            msg = "unknown field; check its spelling against the documented fields" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{loc}: {msg}")
+        field = "inference_config" if cls is InferenceConfig else "deployment_config"
+        raise ValidationError(field, f"{source}: " + "; ".join(problems)) from exc

@@ -1,0 +1,110 @@
+"""The derived image, packaged as Azure ML does it.
+
+    FROM <base image, by digest>
+    environment layer   the condaFile's pip dependencies, from the wheelhouse
+    model layer         models under /var/azureml-app/azureml-models/<name>/<version>
+    code layer          the source directory, with the entry script
+    extraDockerfileSteps
+    CMD azmlinfsrv --entry_script <entry script>
+
+Layer order is base, environment, model, code: a score.py or model edit
+rebuilds only the last layers and never reinstalls wheels.
+
+``AZUREML_MODEL_DIR`` is as on Azure ML: the model's own
+``<name>/<version>`` directory when one model is deployed, the models' root
+when several are.
+
+The image also carries a ``gunicorn.conf.py`` (gunicorn loads it from the
+working directory). It turns on ``reuse_port`` and binds the server to
+``MLDEPLOY_BIND_HOST`` (127.0.0.1 by default) instead of azmlinfsrv's fixed
+0.0.0.0; with ``WORKER_PRELOAD=true``, the entry script's ``init()`` runs before
+the port is bound. Together they let a new container start beside the old one
+on the same port, on the host network, and take over with no gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+APP_ROOT = "/var/azureml-app"
+MODELS_ROOT = f"{APP_ROOT}/azureml-models"
+PACKAGING_VERSION = "1"
+
+GUNICORN_CONF = '''\
+# Written by mldeploy. gunicorn reads ./gunicorn.conf.py before its command line.
+import os
+
+reuse_port = True
+
+
+def on_starting(server):
+    host = os.environ.get("MLDEPLOY_BIND_HOST")
+    if host:
+        server.cfg.set("bind", [f"{host}:{addr.rsplit(':', 1)[1]}" for addr in server.cfg.bind])
+'''
+
+
+def model_dir(models: list[dict[str, Any]]) -> str:
+    if len(models) == 1:
+        m = models[0]
+        return f"{MODELS_ROOT}/{m['name']}/{m['version']}"
+    return MODELS_ROOT
+
+
+def dockerfile(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Derived image written by mldeploy: base, environment, model, code.",
+        f"FROM {base_image}",
+        "ARG WHEELHOUSE_URL",
+    ]
+    pip = inference.get("pip_requirements") or []
+    if pip:
+        reqs = " ".join(json.dumps(r) for r in pip)
+        lines.append(f"RUN pip install --no-cache-dir --no-index --find-links \"$WHEELHOUSE_URL\" {reqs}")
+    if models:
+        lines.append(f"COPY models/ {MODELS_ROOT}/")
+    lines += [
+        f"COPY app/ {APP_ROOT}/",
+        f"WORKDIR {APP_ROOT}",
+        f"ENV AZUREML_MODEL_DIR={model_dir(models)} AZUREML_ENTRY_SCRIPT={inference['entry_script']} "
+        f"AML_APP_ROOT={APP_ROOT} WORKER_PRELOAD=true MLDEPLOY_BIND_HOST=127.0.0.1",
+    ]
+    if inference.get("extra_dockerfile_steps"):
+        lines.append(inference["extra_dockerfile_steps"].rstrip())
+    lines.append(f'CMD ["azmlinfsrv", "--entry_script", "{APP_ROOT}/{inference["entry_script"]}"]')
+    return "\n".join(lines) + "\n"
+
+
+def write_context(dest: Path, base_image: str, inference: dict[str, Any], models: list[dict[str, Any]]) -> Path:
+    """Lay out the derived image's build context in ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(inference["source_dir"], dest / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".venv", ".git"))
+    (dest / "app" / "gunicorn.conf.py").write_text(GUNICORN_CONF)
+    for m in models:
+        src = Path(str(m["download"]).removeprefix("file://"))
+        target = dest / "models" / m["name"] / str(m["version"])
+        if src.is_dir():
+            shutil.copytree(src, target)
+        else:
+            target.mkdir(parents=True)
+            shutil.copy2(src, target / src.name)
+    (dest / "Dockerfile").write_text(dockerfile(base_image, inference, models))
+    return dest
+
+
+def derived_digest(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], source_digest: str) -> str:
+    """What the derived image is made of: changes exactly when the image must be rebuilt."""
+    doc = {
+        "packaging": PACKAGING_VERSION,
+        "base_image": base_image,
+        "entry_script": inference["entry_script"],
+        "pip": inference.get("pip_requirements") or [],
+        "extra": inference.get("extra_dockerfile_steps") or "",
+        "models": [[m["name"], str(m["version"]), m["digest"]] for m in models],
+        "source": source_digest,
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

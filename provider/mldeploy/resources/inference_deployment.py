@@ -1,0 +1,340 @@
+"""InferenceDeployment: a model served as a web service answering ``/score``.
+
+The source document's ``Model.deploy(ws, "myservice", [model],
+inference_config, deployment_config)`` as code, converging on every ``pulumi up``.
+
+What it does, in order (``mldeploy.packaging`` has the image layout):
+
+1. check: reads ``inferenceconfig.json`` and ``deploymentconfig.json`` as the
+   document writes them, finds the entry script, source directory and conda
+   file, and hashes the source directory (``source_digest``), so bad input
+   fails at preview naming the field and file, and ``preview --diff`` shows a
+   code change as a changed ``source_digest``.
+2. create/update: builds the derived image FROM the base image, pushes it
+   with the push identity, pulls it back by digest with the pull-only
+   identity, starts the container beside any old one, waits for its health
+   route, then stops the old one (no gap; see ``backends/docker_runtime.py``).
+   A container that never becomes healthy fails the update with its last log
+   lines, and the old container keeps serving.
+
+Id: the service name. Replaced when ``service_name`` or ``target`` changes;
+everything else (base image, models, code, environment, port) is an in-place
+update that swaps containers. Credentials are used at deploy time only, so a
+rotated secret alone does not redeploy.
+
+Read: a removed container is reported gone (the next ``up`` recreates it); a
+stopped one is reported with its state, and the next ``up`` replaces it.
+Delete: removes the containers, the derived image's manifest in the registry
+and its local tag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi import Input, Output, ResourceOptions, dynamic
+
+from ..config import DeploymentConfig, InferenceConfig, parse
+from ..errors import MldeployError, NotFound, ValidationError
+from ..settings import Settings
+from ._common import is_unknown, progress, run_checks
+
+KIND = "InferenceDeployment"
+TARGETS = ("local",)
+DEFAULT_PORT = 8890
+REPLACE_KEYS = ("service_name", "target")
+UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest")
+
+
+# -- check ------------------------------------------------------------------
+def _check_target(news: dict[str, Any]) -> None:
+    if news.get("target") not in TARGETS and not is_unknown(news.get("target")):
+        raise ValidationError("target", f"unknown target {news.get('target')!r}; valid targets: {', '.join(TARGETS)}")
+
+
+def _check_service_name(news: dict[str, Any]) -> None:
+    import re
+
+    name = news.get("service_name")
+    if is_unknown(name):
+        return
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+        raise ValidationError("service_name", f"{name!r} must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+
+
+def _resolve_inference(news: dict[str, Any]) -> None:
+    from ..hashing import tree_digest
+
+    path = news.get("inference_config")
+    if is_unknown(path):
+        return
+    if not isinstance(path, str):
+        raise ValidationError("inference_config", "must be the path of an inferenceconfig.json file")
+    try:
+        cfg = InferenceConfig.from_file(path)
+        resolved = cfg.resolve(Path(path).parent)
+    except ValidationError as exc:
+        field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
+        raise ValidationError(field, f"{exc.message} (in {path})") from exc
+    news["inference"] = resolved.model_dump()
+    news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
+    if not news.get("base_image") and cfg.base_image:
+        news["base_image"] = cfg.base_image
+
+
+def _resolve_deployment(news: dict[str, Any]) -> None:
+    doc = news.get("deployment_config")
+    if is_unknown(doc):
+        return
+    if isinstance(doc, str):
+        dc = DeploymentConfig.from_file(doc)
+        source = doc
+    else:
+        dc = parse(DeploymentConfig, doc or {}, "deployment_config")
+        source = "deployment_config"
+    if dc.compute_type != "local":
+        raise ValidationError(
+            "deployment_config.computeType",
+            f"computeType {dc.compute_type!r} (in {source}) is not run by the {news.get('target', 'local')} target yet; use 'local'",
+        )
+    news["deployment"] = dc.model_dump(by_alias=True, exclude_none=True)
+    news["port"] = dc.port or DEFAULT_PORT
+
+
+def _check_port(news: dict[str, Any]) -> None:
+    from ..backends import docker_runtime
+
+    port = news.get("port")
+    if not isinstance(port, (int, float)) or not docker_runtime.port_in_use(int(port)):
+        return
+    port = int(port)
+    owner = docker_runtime.owner_of_port(port)
+    if owner is None or owner.labels.get(docker_runtime.LABEL_SERVICE) != news.get("service_name"):
+        who = f"container {owner.name}" if owner else "another process"
+        raise ValidationError("deployment_config.port", f"port {port} is in use by {who}; choose a free port in the deployment config")
+
+
+def _check_base_image(news: dict[str, Any]) -> None:
+    models = news.get("models")
+    if isinstance(models, list):
+        for m in models:
+            if isinstance(m, dict) and isinstance(m.get("version"), float):
+                m["version"] = int(m["version"])  # numbers cross the engine as floats
+    if not news.get("base_image") and not is_unknown(news.get("base_image")):
+        raise ValidationError("base_image", "no base image: pass base_image (e.g. a BaseImage's image_ref) or set baseImage in the inference config")
+
+
+# -- helpers ----------------------------------------------------------------
+def _auth(props: dict[str, Any], who: str) -> dict[str, str]:
+    return {"username": props[f"{who}_username"], "password": props[f"{who}_password"]}
+
+
+def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
+    """Build, push, pull by digest, start and health-check. Returns the outputs."""
+    from ..backends import docker_runtime as rt
+    from ..backends.docker_engine import DockerEngine
+    from ..packaging import derived_digest, write_context
+
+    settings = Settings.from_env()
+    service = props["service_name"]
+    inference, models = props["inference"], props.get("models") or []
+    digest = derived_digest(props["base_image"], inference, models, props["source_digest"])
+    repo = f"{settings.registry}/mldeploy/{service}"
+    tag = digest.removeprefix("sha256:")[:16]
+
+    engine = DockerEngine(progress=lambda m: progress(label, m))
+    try:
+        engine.inspect(props["base_image"])
+    except NotFound:
+        progress(label, f"pulling base image {props['base_image']}")
+        engine.pull(props["base_image"], _auth(props, "pull"))
+
+    log_path = str(settings.logs_dir / f"deploy-{service}.log")
+    with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
+        write_context(Path(ctx), props["base_image"], inference, models)
+        progress(label, f"building {repo}:{tag} (log: {log_path})")
+        engine.build(ctx, "Dockerfile", f"{repo}:{tag}", {"WHEELHOUSE_URL": settings.wheelhouse_url}, log_path, label="derived image")
+    progress(label, f"pushing {repo}:{tag}")
+    pushed = engine.push(f"{repo}:{tag}", _auth(props, "push"))
+    image_ref = f"{repo}@{pushed}"
+    engine.pull(image_ref, _auth(props, "pull"))  # as the deployment: with the pull-only identity
+
+    port = int(props["port"])
+    name = f"mldeploy-{service}-{secrets.token_hex(3)}"
+    labels = {rt.LABEL_SERVICE: service, rt.LABEL_STACK: props.get("stack", ""), rt.LABEL_URN: props.get("urn", "")}
+    progress(label, f"starting {name} on 127.0.0.1:{port}")
+    entry = f"/var/azureml-app/{inference['entry_script']}"
+    c = rt.start(image_ref, name, entry, port, labels, float(props.get("health_timeout") or 120))
+    progress(label, f"healthy: http://127.0.0.1:{port}/score")
+    return {
+        **props,
+        "image_ref": image_ref,
+        "derived_digest": digest,
+        "container_id": c.id,
+        "container_name": c.name,
+        "state": "running",
+        "scoring_uri": f"http://127.0.0.1:{port}/score",
+        "swagger_uri": f"http://127.0.0.1:{port}/swagger.json",
+        "build_log": log_path,
+        "deployed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+def _delete_image(image_ref: str | None, props: dict[str, Any]) -> None:
+    from ..backends.docker_engine import DockerEngine
+    from ..backends.oci_registry import OciRegistry
+
+    if not image_ref or "@" not in image_ref:
+        return
+    name, digest = image_ref.split("@", 1)
+    address, repository = name.split("/", 1)
+    auth = _auth(props, "push")
+    try:
+        OciRegistry(address, auth["username"], auth["password"]).delete_manifest(repository, digest)
+    except NotFound:
+        pass
+    DockerEngine().remove(image_ref)
+
+
+# -- provider ---------------------------------------------------------------
+class InferenceDeploymentProvider(dynamic.ResourceProvider):
+    """Holds nothing: Docker and registry clients are built per call."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
+        news = {**news}
+        news.setdefault("target", "local")
+        return run_checks(
+            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image, _check_port
+        )
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
+        updates = [k for k in UPDATE_KEYS if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
+        not_running = olds.get("state") not in (None, "running")
+        return dynamic.DiffResult(changes=bool(replaces or updates or not_running), replaces=replaces, delete_before_replace=True)
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        label = f"{KIND} {props['service_name']}"
+        from ..backends import docker_runtime as rt
+
+        for old in rt.find(props["service_name"]):  # leftovers of a failed or out-of-band-broken deployment
+            if old.status != "running":
+                rt.remove(old.id)
+        outs = _deploy(props, label)
+        for old in rt.find(props["service_name"]):
+            if old.id != outs["container_id"]:
+                rt.remove(old.id)
+        return dynamic.CreateResult(props["service_name"], outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        from ..backends import docker_runtime as rt
+
+        try:
+            c = rt.get(props.get("container_id") or "")
+        except NotFound:
+            return dynamic.ReadResult(None, {})
+        return dynamic.ReadResult(id_, {**props, "state": c.status})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        from ..backends import docker_runtime as rt
+
+        label = f"{KIND} {news['service_name']}"
+        outs = _deploy(news, label)
+        for old in rt.find(news["service_name"]):
+            if old.id != outs["container_id"]:
+                progress(label, f"stopping previous container {old.name}")
+                rt.remove(old.id)
+        if olds.get("image_ref") and olds["image_ref"] != outs["image_ref"]:
+            try:
+                _delete_image(olds["image_ref"], news)
+            except MldeployError as exc:
+                progress(label, f"could not remove the previous image {olds['image_ref']}: {exc}")
+        return dynamic.UpdateResult(outs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        from ..backends import docker_runtime as rt
+
+        for c in rt.find(props.get("service_name", id_)):
+            rt.remove(c.id)
+        _delete_image(props.get("image_ref"), props)
+
+
+# -- resource ---------------------------------------------------------------
+def _model_input(m: Any) -> Any:
+    if isinstance(m, dict):
+        return m
+    return Output.all(m.model_name, m.version, m.download, m.digest).apply(
+        lambda v: {"name": v[0], "version": v[1], "download": v[2], "digest": v[3]}
+    )
+
+
+def _identity(identity: Any, field: str) -> tuple[Any, Any]:
+    if isinstance(identity, dict):
+        return identity["username"], Output.secret(identity["password"])
+    if identity is None:
+        raise ValidationError(field, "an identity is required (a ServicePrincipal, or {'username': ..., 'password': ...})")
+    return identity.client_id, identity.client_secret
+
+
+class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDeployment"):
+    """A model served as a web service. See the module docstring."""
+
+    scoring_uri: Output[str]
+    swagger_uri: Output[str]
+    state: Output[str]
+    image_ref: Output[str]
+    container_id: Output[str]
+    derived_digest: Output[str]
+    port: Output[int]
+
+    def __init__(
+        self,
+        resource_name: str,
+        service_name: Input[str],
+        inference_config: str,
+        models: list[Any],
+        push_identity: Any,
+        pull_identity: Any,
+        deployment_config: str | dict[str, Any] | None = None,
+        base_image: Input[str] | None = None,
+        target: str = "local",
+        health_timeout: int = 120,
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        push_user, push_password = _identity(push_identity, "push_identity")
+        pull_user, pull_password = _identity(pull_identity, "pull_identity")
+        opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password"]))
+        super().__init__(
+            InferenceDeploymentProvider(),
+            resource_name,
+            {
+                "service_name": service_name,
+                "target": target,
+                "inference_config": str(Path(inference_config).resolve()),
+                "deployment_config": str(Path(deployment_config).resolve()) if isinstance(deployment_config, str) else deployment_config,
+                "base_image": base_image,
+                "models": [_model_input(m) for m in models],
+                "push_username": push_user,
+                "push_password": push_password,
+                "pull_username": pull_user,
+                "pull_password": pull_password,
+                "health_timeout": health_timeout,
+                "stack": pulumi.get_stack(),
+                "scoring_uri": None,
+                "swagger_uri": None,
+                "state": None,
+                "image_ref": None,
+                "container_id": None,
+                "derived_digest": None,
+                "port": None,
+            },
+            opts,
+        )
+
+
+__all__ = ["InferenceDeployment", "InferenceDeploymentProvider"]
