@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
 import pytest
 
+from mldeploy.hashing import tree_digest
 from mldeploy.settings import Settings
 
 from .harness import Project
@@ -84,11 +86,12 @@ def test_model_version_lifecycle(project: Project, settings: Settings, model_dir
     # Edit a file: the preview shows the digest change; up registers v2 and removes v1.
     (model_dir / "model.pkl").write_bytes(b"weights-v2" * 1000)
     preview = project.preview()
-    assert v1_digest in preview.output and "digest" in preview.output, preview.output
+    v2_digest = tree_digest(model_dir)[0]
+    assert re.search(rf'~ digest\s*: "{v1_digest}" => "{v2_digest}"', preview.output), preview.output
     assert project.ops() == {"model": "replace"}
     project.up()
     outs = project.outputs()
-    assert outs["version"] == 2 and outs["digest"] != v1_digest
+    assert outs["version"] == 2 and outs["digest"] == v2_digest
     assert versions(settings, name) == {2: {"stage": "dev"}}
     assert not v1_files.exists(), "v1's stored files outlived it"
     assert (local_path(outs["download"]) / "model.pkl").read_bytes() == b"weights-v2" * 1000

@@ -1,0 +1,174 @@
+"""InferenceDeployment through the real engine: build, push, pull-only deploy, swap, repair, destroy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .harness import Project
+
+DEMO = Path(__file__).resolve().parents[2] / "stacks" / "demo"
+SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+
+PROGRAM = """
+import pulumi
+from mldeploy import ServicePrincipal
+from mldeploy.resources.model_version import ModelVersion
+from mldeploy.resources.inference_deployment import InferenceDeployment
+D = {demo!r}
+mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")
+push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")
+pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")
+dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",
+    deployment_config={{"computeType": "local", "port": {port}}}, models=[mv],
+    push_identity=push, pull_identity=pull, base_image={base!r}, health_timeout=60)
+pulumi.export("scoring_uri", dep.scoring_uri)
+pulumi.export("image_ref", dep.image_ref)
+pulumi.export("container_id", dep.container_id)
+pulumi.export("pull_id", pull.client_id)
+pulumi.export("push_id", push.client_id)
+"""
+
+
+@pytest.fixture(scope="session")
+def demo_base(docker_client, settings) -> str:  # type: ignore[no-untyped-def]
+    """The demo's custom base image, built once per session with the docker SDK."""
+    tag = "mldeploy/test-demo-base:session"
+    docker_client.images.build(
+        path=str(DEMO / "base"), tag=tag, buildargs={"WHEELHOUSE_URL": settings.wheelhouse_url}, network_mode="host", rm=True
+    )
+    return tag
+
+
+def _copy_demo(dest: Path) -> Path:
+    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
+    if not (dest / "model" / "model.joblib").exists():
+        subprocess.run(["python", str(dest / "make_model.py"), str(dest / "model")], check=True)
+    return dest
+
+
+def _score(uri: str) -> dict:  # type: ignore[type-arg]
+    r = requests.post(uri, json=SAMPLE, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+class Load:
+    """Bounded request loop on loopback, counting failures (measures the swap gap)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self.ok, self.failed, self.stop = uri, 0, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 300
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.ok += requests.post(self.uri, json=SAMPLE, timeout=5).status_code == 200
+            except requests.RequestException:
+                self.failed += 1
+            time.sleep(0.01)
+
+    def __enter__(self) -> "Load":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _containers(docker_client, svc: str) -> list:  # type: ignore[no-untyped-def,type-arg]
+    return docker_client.containers.list(all=True, filters={"label": f"mldeploy.service={svc}"})
+
+
+def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, docker_client, settings) -> None:  # type: ignore[no-untyped-def]
+    demo = _copy_demo(tmp_path / "demo")
+    svc = f"it-{project.name[-6:]}"
+    project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18890, base=demo_base))
+
+    project.up()
+    outs = project.outputs()
+    assert outs["scoring_uri"] == "http://127.0.0.1:18890/score"
+    assert _score(outs["scoring_uri"]) == {"predictions": ["setosa", "virginica"]}
+    assert "@sha256:" in outs["image_ref"]
+
+    # A second up changes nothing and restarts nothing.
+    project.up()
+    assert project.ops() == {}
+    assert project.outputs()["container_id"] == outs["container_id"]
+    assert docker_client.containers.get(outs["container_id"]).attrs["RestartCount"] == 0
+
+    # score.py edit: only the deployment updates, and the new code serves, with no failed request during the swap.
+    score = demo / "src" / "score.py"
+    score.write_text(score.read_text().replace('return {"predictions"', 'return {"version": 2, "predictions"'))
+    preview = project.preview()
+    assert project.ops() == {"svc": "update"}
+    assert "source_digest" in preview.output
+    with Load(outs["scoring_uri"]) as load:
+        project.up()
+        time.sleep(0.5)
+    assert load.ok > 0 and load.failed == 0, (load.ok, load.failed)
+    assert _score(outs["scoring_uri"]) == {"version": 2, "predictions": ["setosa", "virginica"]}
+    after = project.outputs()
+    assert after["container_id"] != outs["container_id"]
+    assert [c.id for c in _containers(docker_client, svc)] == [after["container_id"]]
+
+    # A score.py whose init() raises: up fails with the traceback, the old container keeps answering.
+    good = score.read_text()
+    score.write_text(good.replace("def init():\n", "def init():\n    raise RuntimeError('model store offline')\n"))
+    failed = project.up(check=False)
+    assert failed.returncode != 0
+    assert "RuntimeError: model store offline" in failed.output
+    assert _score(outs["scoring_uri"])["version"] == 2
+    assert [c.id for c in _containers(docker_client, svc)] == [after["container_id"]]
+    score.write_text(good)
+
+    # Out-of-band docker rm: refresh notices, up repairs.
+    docker_client.containers.get(after["container_id"]).remove(force=True)
+    project.refresh()
+    assert project.ops() == {"svc": "create"}
+    project.up()
+    assert _score(outs["scoring_uri"])["version"] == 2
+
+    # Destroy: no container, no tag, no credential left.
+    final = project.outputs()
+    project.destroy()
+    assert _containers(docker_client, svc) == []
+    repo_path = final["image_ref"].split("@")[0].split("/", 1)[1]
+    digest = final["image_ref"].split("@")[1]
+    htpasswd = (settings.registry_dir / "htpasswd").read_text()
+    assert final["pull_id"] not in htpasswd and final["push_id"] not in htpasswd
+    from mldeploy.backends.htpasswd import HtpasswdIdentityStore
+
+    store = HtpasswdIdentityStore(settings.registry_dir, settings.registry)
+    ident, secret = store.create("it-check", "AcrPull", None)
+    try:
+        r = requests.head(f"http://{settings.registry}/v2/{repo_path}/manifests/{digest}", auth=(ident.client_id, secret), timeout=10)
+        assert r.status_code == 404
+    finally:
+        store.delete(ident.client_id)
+
+
+def test_bad_input_fails_at_preview(project: Project, tmp_path: Path, demo_base: str) -> None:
+    demo = _copy_demo(tmp_path / "demo")
+    (demo / "inferenceconfig.json").write_text('{"entryScript": "missing.py", "sourceDirectory": "src"}')
+    project.write(PROGRAM.format(demo=str(demo), svc="it-bad", port=18891, base=demo_base))
+    res = project.preview(check=False)
+    assert res.returncode != 0
+    assert "inference_config.entryScript" in res.output and "missing.py" in res.output
+
+    (demo / "inferenceconfig.json").write_text('{"entryScript": "score.py", "sourceDirectory": "src", "entryscript": 1}')
+    res = project.preview(check=False)
+    assert "entryscript: unknown field" in res.output
+
+    (demo / "inferenceconfig.json").write_text('{"entryScript": "score.py", "sourceDirectory": "src"}')
+    project.write(PROGRAM.format(demo=str(demo), svc="it-bad", port=18891, base=demo_base).replace('"local", "port"', '"aks", "port"'))
+    res = project.preview(check=False)
+    assert "computeType 'aks'" in res.output and "not run by the local target" in res.output
