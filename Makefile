@@ -6,7 +6,7 @@ ENV := source scripts/lib.sh &&
 STACK ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup test unit integration demo demo-down preview bench mlflow-ui clean-state help
+.PHONY: setup test unit integration demo demo-down mlflow-ui clean-state help
 
 help:
 	@echo "make setup        install and start everything (idempotent; seconds when warm)"
@@ -14,8 +14,6 @@ help:
 	@echo "make demo-down    pulumi destroy on stack '$(STACK)'"
 	@echo "make test         setup, unit and integration tests"
 	@echo "make unit         unit tests only (no engine, no Docker)"
-	@echo "make preview      pulumi preview --diff of stack '$(STACK)' as a Markdown summary"
-	@echo "make bench        benchmarks into bench/results/"
 	@echo "make mlflow-ui    the MLflow UI on 127.0.0.1:5500 over the local model registry"
 
 setup:
@@ -36,15 +34,11 @@ demo: setup
 demo-down:
 	@$(ENV) cd stacks/demo && pulumi destroy --yes --skip-preview --stack $(STACK)
 
-preview: setup
-	@$(ENV) python scripts/preview_summary.py --cwd stacks/demo --stack $(STACK)
-
-bench: setup
-	@$(ENV) python bench/run.py
-
 mlflow-ui:
-	@$(ENV) (python -c "import mlflow.server" 2>/dev/null || pip install -q 'mlflow>=3.1,<4') && \
-	  mlflow ui --host 127.0.0.1 --port 5500 \
+	@$(ENV) v=$$(python -c "import importlib.metadata as m; print(m.version('mlflow-skinny'))") && \
+	  (python -c "import importlib.metadata as m; m.version('mlflow')" 2>/dev/null || pip install -q "mlflow==$$v") && \
+	  mkdir -p "$$MLDEPLOY_HOME/mlflow" && \
+	  exec mlflow ui --host 127.0.0.1 --port 5500 \
 	    --backend-store-uri "sqlite:///$$MLDEPLOY_HOME/mlflow/mlflow.db" \
 	    --default-artifact-root "$$MLDEPLOY_HOME/mlflow/artifacts"
 

@@ -408,7 +408,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
                     str(log_path),
                     platform=props.get("platform"),
                     nocache=nocache,
-                    label=label,
+                    label="build",
                 )
             probed = engine.probe(local.id)
             facts = _facts_from_probe(probed.os_release, probed.python_version, probed.conda_version)

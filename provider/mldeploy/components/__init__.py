@@ -1,0 +1,1 @@
+"""Component resources built from mldeploy's dynamic resources."""

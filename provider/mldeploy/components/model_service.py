@@ -1,0 +1,122 @@
+"""ModelService: one call that wires a model, identities, an optional base image and a deployment.
+
+    ModelService(
+        "iris",
+        service_name="iris",
+        models={"iris": "model/"},                      # name -> file or directory
+        inference_config="inferenceconfig.json",        # the document's JSON files
+        deployment_config="deploymentconfig.json",
+        base_image=BaseImageSpec(context="base"),       # or an image reference string
+    )
+
+Creates, as children: a ``ModelVersion`` per model; an ``AcrPush``
+``ServicePrincipal`` for builds (unless ``push_identity`` is given); an
+``AcrPull`` ``ServicePrincipal`` for the deployment; a ``BaseImage`` when a
+``BaseImageSpec`` is given; and the ``InferenceDeployment``. Outputs:
+``scoring_uri``, ``swagger_uri``, ``image_ref``, ``base_image_ref``,
+``model_uris``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi import ComponentResource, Input, Output, ResourceOptions
+
+from ..resources.base_image import BaseImage
+from ..resources.inference_deployment import InferenceDeployment
+from ..resources.model_version import ModelVersion
+from ..resources.service_principal import ServicePrincipal
+
+
+@dataclass
+class BaseImageSpec:
+    """A custom base image to build with the service (see ``BaseImage`` for the fields)."""
+
+    context: str
+    dockerfile: str = "Dockerfile"
+    repository: str | None = None
+    tag: str = "latest"
+    build_args: dict[str, str] = field(default_factory=dict)
+    requirements: dict[str, Any] | None = None
+
+
+class ModelService(ComponentResource):
+    """A model served as a web service, from the source document's two JSON files."""
+
+    scoring_uri: Output[str]
+    swagger_uri: Output[str]
+    image_ref: Output[str]
+    base_image_ref: Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        service_name: str,
+        models: dict[str, str],
+        inference_config: str,
+        deployment_config: str | dict[str, Any],
+        base_image: BaseImageSpec | Input[str] | None = None,
+        registry: str = "local",
+        push_identity: ServicePrincipal | None = None,
+        model_tags: dict[str, str] | None = None,
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mldeploy:index:ModelService", name, None, opts)
+        child = ResourceOptions(parent=self)
+
+        versions = [
+            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=model_tags, registry="local", opts=child)
+            for model, path in models.items()
+        ]
+        push = push_identity or ServicePrincipal(f"{name}-push", role="AcrPush", display_name=f"{service_name}-push", registry=registry, opts=child)
+        pull = ServicePrincipal(f"{name}-pull", role="AcrPull", display_name=f"{service_name}-pull", registry=registry, opts=child)
+
+        base_ref: Input[str] | None
+        if isinstance(base_image, BaseImageSpec):
+            base = BaseImage(
+                f"{name}-base",
+                context=str(Path(base_image.context).resolve()),
+                dockerfile=base_image.dockerfile,
+                repository=base_image.repository or f"mldeploy/{service_name}-base",
+                tag=base_image.tag,
+                build_args=base_image.build_args,
+                registry=registry,
+                service_principal=push,
+                requirements=base_image.requirements,
+                opts=child,
+            )
+            base_ref = base.image_ref
+        else:
+            base_ref = base_image
+
+        deployment = InferenceDeployment(
+            f"{name}-deployment",
+            service_name=service_name,
+            inference_config=inference_config,
+            deployment_config=deployment_config,
+            models=versions,
+            push_identity=push,
+            pull_identity=pull,
+            base_image=base_ref,
+            opts=child,
+        )
+        self.scoring_uri = deployment.scoring_uri
+        self.swagger_uri = deployment.swagger_uri
+        self.image_ref = deployment.image_ref
+        self.base_image_ref = Output.from_input(base_ref) if base_ref is not None else Output.from_input("")
+        self.model_uris = Output.all(*[v.model_uri for v in versions])
+        self.register_outputs(
+            {
+                "scoring_uri": self.scoring_uri,
+                "swagger_uri": self.swagger_uri,
+                "image_ref": self.image_ref,
+                "base_image_ref": self.base_image_ref,
+                "model_uris": self.model_uris,
+            }
+        )
+
+
+__all__ = ["BaseImageSpec", "ModelService"]
