@@ -48,10 +48,16 @@ def on_starting(server):
 '''
 
 
+def _version(m: dict[str, Any]) -> str:
+    """A model version as text. Numbers cross the Pulumi engine as floats (1.0): print 1."""
+    v = m["version"]
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
 def model_dir(models: list[dict[str, Any]]) -> str:
     if len(models) == 1:
         m = models[0]
-        return f"{MODELS_ROOT}/{m['name']}/{m['version']}"
+        return f"{MODELS_ROOT}/{m['name']}/{_version(m)}"
     return MODELS_ROOT
 
 
@@ -86,7 +92,7 @@ def write_context(dest: Path, base_image: str, inference: dict[str, Any], models
     (dest / "app" / "gunicorn.conf.py").write_text(GUNICORN_CONF)
     for m in models:
         src = Path(str(m["download"]).removeprefix("file://"))
-        target = dest / "models" / m["name"] / str(m["version"])
+        target = dest / "models" / m["name"] / _version(m)
         if src.is_dir():
             shutil.copytree(src, target)
         else:
@@ -104,7 +110,7 @@ def derived_digest(base_image: str, inference: dict[str, Any], models: list[dict
         "entry_script": inference["entry_script"],
         "pip": inference.get("pip_requirements") or [],
         "extra": inference.get("extra_dockerfile_steps") or "",
-        "models": [[m["name"], str(m["version"]), m["digest"]] for m in models],
+        "models": [[m["name"], _version(m), m["digest"]] for m in models],
         "source": source_digest,
     }
     return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -120,11 +120,6 @@ def _check_port(news: dict[str, Any]) -> None:
 
 
 def _check_base_image(news: dict[str, Any]) -> None:
-    models = news.get("models")
-    if isinstance(models, list):
-        for m in models:
-            if isinstance(m, dict) and isinstance(m.get("version"), float):
-                m["version"] = int(m["version"])  # numbers cross the engine as floats
     if not news.get("base_image") and not is_unknown(news.get("base_image")):
         raise ValidationError("base_image", "no base image: pass base_image (e.g. a BaseImage's image_ref) or set baseImage in the inference config")
 
