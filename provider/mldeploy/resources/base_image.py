@@ -69,6 +69,7 @@ from ..backends.protocols import ImageBuilder, ImageRegistry
 from ..context import context_digest, dockerfile_path, effective_build_args, from_refs
 from ..errors import AuthError, BackendError, NotFound, ValidationError
 from ..refs import (
+    DOCKER_HUB,
     ImageRef,
     PrivateRegistry,
     PublicRegistry,
@@ -120,7 +121,9 @@ def resolve_parent(ref: str) -> str:
         pass
     try:
         parsed = parse_image_ref(ref, "dockerfile")
-        return OciRegistry(parsed.address).manifest_digest(parsed.repository, parsed.tag or "latest")
+        if parsed.address == DOCKER_HUB:
+            raise BackendError("Docker Hub needs a token even for anonymous lookups, which mldeploy does not fetch")
+        return OciRegistry(parsed.address, timeout=5).manifest_digest(parsed.repository, parsed.tag or "latest")
     except (BackendError, ValidationError) as exc:
         with contextlib.suppress(Exception):
             pulumi.log.warn(
