@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
@@ -63,14 +62,15 @@ class InferenceConfig(_Camel):
         if not entry.is_file():
             raise ValidationError("entryScript", f"{entry} does not exist; entryScript is relative to sourceDirectory ({src})")
         conda = None
-        pip: list[str] = []
         if self.conda_file:
+            from .environment import CondaEnvironment
+
             conda = src / self.conda_file
             if not conda.is_file():
                 conda = base_dir / self.conda_file
             if not conda.is_file():
                 raise ValidationError("condaFile", f"{self.conda_file} does not exist (looked in {src} and {base_dir})")
-            pip = conda_pip_requirements(conda)
+            CondaEnvironment.from_file(conda)  # parse errors name the file, the line and the entry
         extra = None
         if self.extra_dockerfile_steps:
             extra = src / self.extra_dockerfile_steps
@@ -84,7 +84,6 @@ class InferenceConfig(_Camel):
             source_dir=str(src.resolve()),
             entry_script=self.entry_script,
             conda_file=str(conda.resolve()) if conda else None,
-            pip_requirements=pip,
             extra_dockerfile_steps=extra.read_text() if extra else None,
         )
 
@@ -95,26 +94,7 @@ class ResolvedInference(BaseModel):
     source_dir: str
     entry_script: str
     conda_file: str | None
-    pip_requirements: list[str]
     extra_dockerfile_steps: str | None
-
-
-def conda_pip_requirements(path: Path) -> list[str]:
-    """The ``pip:`` entries of a conda environment file. Errors name the file."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValidationError("condaFile", f"{path} does not parse as YAML: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("dependencies", []), list):
-        raise ValidationError("condaFile", f"{path}: expected a mapping with a 'dependencies' list")
-    pip: list[str] = []
-    for dep in doc.get("dependencies") or []:
-        if isinstance(dep, dict):
-            entries = dep.get("pip")
-            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-                raise ValidationError("condaFile", f"{path}: 'pip:' must be a list of requirement strings, got {dep!r}")
-            pip.extend(entries)
-    return pip
 
 
 class ContainerResourceRequirements(_Camel):

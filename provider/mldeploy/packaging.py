@@ -1,7 +1,8 @@
 """The derived image, packaged as Azure ML does it.
 
     FROM <base image, by digest>
-    environment layer   the condaFile's pip dependencies, from the wheelhouse
+    environment layer   the condaFile resolved into a lock (mldeploy.environment), installed
+                        from the wheelhouse with --require-hashes
     model layer         models under /var/azureml-app/azureml-models/<name>/<version>
     code layer          the source directory, with the entry script
     extraDockerfileSteps
@@ -61,16 +62,23 @@ def model_dir(models: list[dict[str, Any]]) -> str:
     return MODELS_ROOT
 
 
-def dockerfile(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]]) -> str:
+def requirements_lock(lock: list[dict[str, Any]]) -> str:
+    """The lock as a pip requirements file with hashes (``pip install --require-hashes``)."""
+    return "".join(f"{w['name']}=={w['version']} --hash=sha256:{w['sha256']}\n" for w in lock)
+
+
+def dockerfile(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], lock: list[dict[str, Any]]) -> str:
     lines = [
         "# Derived image written by mldeploy: base, environment, model, code.",
         f"FROM {base_image}",
         "ARG WHEELHOUSE_URL",
     ]
-    pip = inference.get("pip_requirements") or []
-    if pip:
-        reqs = " ".join(json.dumps(r) for r in pip)
-        lines.append(f"RUN pip install --no-cache-dir --no-index --find-links \"$WHEELHOUSE_URL\" {reqs}")
+    if lock:
+        lines += [
+            "COPY env/requirements.lock /opt/mldeploy/requirements.lock",
+            'RUN pip install --no-cache-dir --no-index --find-links "$WHEELHOUSE_URL" --require-hashes --no-deps '
+            "-r /opt/mldeploy/requirements.lock",
+        ]
     if models:
         lines.append(f"COPY models/ {MODELS_ROOT}/")
     lines += [
@@ -85,7 +93,7 @@ def dockerfile(base_image: str, inference: dict[str, Any], models: list[dict[str
     return "\n".join(lines) + "\n"
 
 
-def write_context(dest: Path, base_image: str, inference: dict[str, Any], models: list[dict[str, Any]]) -> Path:
+def write_context(dest: Path, base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], lock: list[dict[str, Any]]) -> Path:
     """Lay out the derived image's build context in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(inference["source_dir"], dest / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".venv", ".git"))
@@ -98,17 +106,21 @@ def write_context(dest: Path, base_image: str, inference: dict[str, Any], models
         else:
             target.mkdir(parents=True)
             shutil.copy2(src, target / src.name)
-    (dest / "Dockerfile").write_text(dockerfile(base_image, inference, models))
+    (dest / "env").mkdir()
+    (dest / "env" / "requirements.lock").write_text(requirements_lock(lock))
+    (dest / "Dockerfile").write_text(dockerfile(base_image, inference, models, lock))
     return dest
 
 
-def derived_digest(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], source_digest: str) -> str:
+def derived_digest(
+    base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], source_digest: str, lock: list[dict[str, Any]]
+) -> str:
     """What the derived image is made of: changes exactly when the image must be rebuilt."""
     doc = {
         "packaging": PACKAGING_VERSION,
         "base_image": base_image,
         "entry_script": inference["entry_script"],
-        "pip": inference.get("pip_requirements") or [],
+        "environment": requirements_lock(lock),
         "extra": inference.get("extra_dockerfile_steps") or "",
         "models": [[m["name"], _version(m), m["digest"]] for m in models],
         "source": source_digest,

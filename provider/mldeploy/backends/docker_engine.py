@@ -41,6 +41,7 @@ from .protocols import BuiltImage, ProbedFacts
 
 TAIL_LINES = 25
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _AUTH_WORDS = ("unauthorized", "authentication required", "401", "denied", "no basic auth credentials")
 _NOT_FOUND_WORDS = ("manifest unknown", "not found", "does not exist", "404")
 
@@ -168,10 +169,10 @@ class DockerEngine:
                     )
                     for ev in events:
                         if "stream" in ev:
-                            text = str(ev["stream"])
+                            text = _ANSI.sub("", str(ev["stream"]))
                             log.write(text)
                             for line in text.splitlines():
-                                if line.strip():
+                                if line.strip() and not line.startswith("Removing intermediate container"):
                                     tail.append(line.rstrip())
                                 m = _STEP.match(line.strip())
                                 if m:

@@ -75,6 +75,7 @@ class ModelService(ComponentResource):
         pull = ServicePrincipal(f"{name}-pull", role="AcrPull", display_name=f"{service_name}-pull", registry=registry, opts=child)
 
         base_ref: Input[str] | None
+        base_python: Input[str] | None = None
         if isinstance(base_image, BaseImageSpec):
             base = BaseImage(
                 f"{name}-base",
@@ -89,6 +90,7 @@ class ModelService(ComponentResource):
                 opts=child,
             )
             base_ref = base.image_ref
+            base_python = base.python_version
         else:
             base_ref = base_image
 
@@ -101,6 +103,7 @@ class ModelService(ComponentResource):
             push_identity=push,
             pull_identity=pull,
             base_image=base_ref,
+            base_python_version=base_python,
             opts=child,
         )
         self.scoring_uri = deployment.scoring_uri

@@ -16,7 +16,7 @@ the layer cache.
 Content-addressed reuse. Every image is also tagged ``ctx-<content key>``
 (from ``context_digest``, ``platform`` and ``triggers``). If the registry
 already holds that tag (another stack, another machine, a stack destroyed
-with ``retain_on_delete`` and recreated, or a change reverted), the image is
+with ``retain_on_delete`` and recreated), the image is
 adopted: pulled if not local, checked, tagged, and no build happens.
 
 Requirements. After a build (or an adoption) the image runs for a second with
@@ -36,7 +36,8 @@ Id: ``<registry>/<repository>:<tag>`` at creation.
 Replaced when the registry address or ``repository`` changes (the old
 manifest is deleted after the new image is pushed). Updated in place: a new
 ``context_digest``, ``platform``, ``triggers`` or ``tag`` build (or adopt) and
-push; a ``requirements`` change re-checks the recorded facts; credentials and
+push, then the superseded manifest is deleted (unless ``retain_on_delete``);
+a ``requirements`` change re-checks the recorded facts; credentials and
 ``retain_on_delete`` are just recorded. A failing build or check leaves the
 previous image in place and in state. Preview never builds or pushes.
 Read (refresh): the manifest is looked up by digest, the tags by name; a
@@ -455,7 +456,26 @@ class BaseImageProvider(dynamic.ResourceProvider):
             # The tag went missing or moved in the registry: push it again from the recorded content.
             progress(_label(news), "the tag is missing or moved in the registry; pushing it again")
         nocache = olds.get("triggers") != news.get("triggers")
-        return dynamic.UpdateResult(self._ensure(news, nocache=nocache))
+        outs = self._ensure(news, nocache=nocache)
+        if olds.get("digest") and olds["digest"] != outs["digest"] and not news.get("retain_on_delete"):
+            self._drop_superseded(olds, news)
+        return dynamic.UpdateResult(outs)
+
+    def _drop_superseded(self, olds: dict[str, Any], news: dict[str, Any]) -> None:
+        """Delete the manifest the update replaced (best effort: the new image is already pushed)."""
+        label = _label(news)
+        reg = _registry(news)
+        try:
+            with self._credentials(reg) as auth:
+                self._registry_client(reg, auth).delete_manifest(olds["repository"], olds["digest"])
+            progress(label, f"deleted the superseded {olds.get('image_ref')}")
+        except NotFound:
+            pass
+        except BackendError as exc:
+            progress(label, f"could not delete the superseded {olds.get('image_ref')}: {exc}")
+        if olds.get("content_tag") and olds.get("content_tag") != content_tag(news):
+            with contextlib.suppress(BackendError):
+                self._engine(label).remove(f"{reg.address}/{olds['repository']}:{olds['content_tag']}")
 
     # -- read / delete -----------------------------------------------------------
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:

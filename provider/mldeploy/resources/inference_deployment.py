@@ -48,7 +48,7 @@ KIND = "InferenceDeployment"
 TARGETS = ("local",)
 DEFAULT_PORT = 8890
 REPLACE_KEYS = ("service_name", "target")
-UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest")
+UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest", "environment_lock")
 
 
 # -- check ------------------------------------------------------------------
@@ -85,6 +85,58 @@ def _resolve_inference(news: dict[str, Any]) -> None:
     news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
     if not news.get("base_image") and cfg.base_image:
         news["base_image"] = cfg.base_image
+
+
+def _image_python(base_image: str, given: Any) -> str | None:
+    """The base image's Python version: from its BaseImage facts, else probed (cached by image id); None if not here yet."""
+    import json as _json
+
+    from ..backends.docker_engine import DockerEngine
+
+    if isinstance(given, str) and given:
+        return given
+    engine = DockerEngine()
+    try:
+        image_id = engine.inspect(base_image).id
+    except NotFound:
+        return None
+    cache = Settings.from_env().cache_dir / "image-python.json"
+    known = _json.loads(cache.read_text()) if cache.exists() else {}
+    if image_id not in known:
+        known[image_id] = engine.probe(base_image).python_version
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(_json.dumps(known))
+    return known[image_id]  # type: ignore[no-any-return]
+
+
+def _resolve_environment(news: dict[str, Any]) -> None:
+    """Resolve the conda file into a pinned lock for the base image's Python (cached: a no-op preview queries no index)."""
+    from .. import environment as envmod
+
+    inference = news.get("inference")
+    base = news.get("base_image")
+    if not isinstance(inference, dict) or is_unknown(base) or not base or is_unknown(news.get("base_python_version")):
+        return  # resolved at deploy time, once the base image is known
+    conda_file = inference.get("conda_file")
+    if conda_file:
+        env = envmod.CondaEnvironment.from_file(conda_file)
+    else:
+        env = envmod.CondaEnvironment(path="(no condaFile)")
+    try:
+        req = envmod.to_requirements(env)
+    except ValidationError as exc:
+        raise ValidationError("inference_config.condaFile", exc.message) from exc
+    python = _image_python(base, news.get("base_python_version"))
+    if python is None:
+        return
+    warning = envmod.check_python(req, python, bool(news.get("accept_image_python")), conda_file or "")
+    label = f"{KIND} {news.get('service_name')}"
+    for note in req.notes + ([warning] if warning else []):
+        progress(label, note)
+    settings = Settings.from_env()
+    lock = envmod.resolve(req, python, settings.cache_dir, settings.wheelhouse, lambda m: progress(label, m))
+    news["environment_lock"] = [w.model_dump() for w in lock.wheels]
+    news["environment_python"] = lock.python
 
 
 def _resolve_deployment(news: dict[str, Any]) -> None:
@@ -138,20 +190,24 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     settings = Settings.from_env()
     service = props["service_name"]
     inference, models = props["inference"], props.get("models") or []
-    digest = derived_digest(props["base_image"], inference, models, props["source_digest"])
-    repo = f"{settings.registry}/mldeploy/{service}"
-    tag = digest.removeprefix("sha256:")[:16]
-
     engine = DockerEngine(progress=lambda m: progress(label, m))
     try:
         engine.inspect(props["base_image"])
     except NotFound:
         progress(label, f"pulling base image {props['base_image']}")
         engine.pull(props["base_image"], _auth(props, "pull"))
+    if not props.get("environment_lock"):  # preview could not resolve it (the base image did not exist yet)
+        _resolve_environment(props)
+        if not props.get("environment_lock"):
+            raise MldeployError(f"resolving the environment of {service}: found no Python in the base image {props['base_image']}")
+    lock = props["environment_lock"]
+    digest = derived_digest(props["base_image"], inference, models, props["source_digest"], lock)
+    repo = f"{settings.registry}/mldeploy/{service}"
+    tag = digest.removeprefix("sha256:")[:16]
 
     log_path = str(settings.logs_dir / f"deploy-{service}.log")
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
-        write_context(Path(ctx), props["base_image"], inference, models)
+        write_context(Path(ctx), props["base_image"], inference, models, lock)
         progress(label, f"building {repo}:{tag} (log: {log_path})")
         engine.build(ctx, "Dockerfile", f"{repo}:{tag}", {"WHEELHOUSE_URL": settings.wheelhouse_url}, log_path, label="derived image")
     progress(label, f"pushing {repo}:{tag}")
@@ -204,7 +260,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         news = {**news}
         news.setdefault("target", "local")
         return run_checks(
-            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image, _check_port
+            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image, _resolve_environment, _check_port
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
@@ -286,6 +342,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     container_id: Output[str]
     derived_digest: Output[str]
     port: Output[int]
+    environment_lock: Output[list[dict[str, str]]]
 
     def __init__(
         self,
@@ -299,6 +356,8 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
         base_image: Input[str] | None = None,
         target: str = "local",
         health_timeout: int = 120,
+        base_python_version: Input[str] | None = None,
+        accept_image_python: bool = False,
         opts: ResourceOptions | None = None,
     ) -> None:
         push_user, push_password = _identity(push_identity, "push_identity")
@@ -319,7 +378,10 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "pull_username": pull_user,
                 "pull_password": pull_password,
                 "health_timeout": health_timeout,
+                "base_python_version": base_python_version,
+                "accept_image_python": accept_image_python,
                 "stack": pulumi.get_stack(),
+                "environment_lock": None,
                 "scoring_uri": None,
                 "swagger_uri": None,
                 "state": None,
