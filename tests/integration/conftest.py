@@ -21,6 +21,8 @@ from mldeploy.settings import Settings
 
 from .harness import Project
 
+DEMO = Path(__file__).resolve().parents[2] / "stacks" / "demo"
+
 pytestmark = pytest.mark.integration
 
 
@@ -97,3 +99,21 @@ def env_without_docker_config() -> dict[str, str]:
     """An environment whose docker CLI has no stored credentials."""
     env = dict(os.environ)
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_base(docker_client, settings: Settings) -> str:  # type: ignore[no-untyped-def]
+    """The demo's custom base image (stacks/demo/base), built once per session with the docker SDK."""
+    tag = "mldeploy/test-demo-base:session"
+    docker_client.images.build(
+        path=str(DEMO / "base"), tag=tag, buildargs={"WHEELHOUSE_URL": settings.wheelhouse_url}, network_mode="host", rm=True
+    )
+    return tag
+
+
+def copy_demo(dest: Path) -> Path:
+    """A private copy of stacks/demo (with its model) that a test may edit."""
+    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
+    if not (dest / "model" / "model.joblib").exists():
+        subprocess.run(["python", str(dest / "make_model.py"), str(dest / "model")], check=True)
+    return dest

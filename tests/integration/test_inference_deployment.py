@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from .conftest import DEMO, copy_demo as _copy_demo
 from .harness import Project
 
-DEMO = Path(__file__).resolve().parents[2] / "stacks" / "demo"
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 
 PROGRAM = """
@@ -34,23 +32,6 @@ pulumi.export("container_id", dep.container_id)
 pulumi.export("pull_id", pull.client_id)
 pulumi.export("push_id", push.client_id)
 """
-
-
-@pytest.fixture(scope="session")
-def demo_base(docker_client, settings) -> str:  # type: ignore[no-untyped-def]
-    """The demo's custom base image, built once per session with the docker SDK."""
-    tag = "mldeploy/test-demo-base:session"
-    docker_client.images.build(
-        path=str(DEMO / "base"), tag=tag, buildargs={"WHEELHOUSE_URL": settings.wheelhouse_url}, network_mode="host", rm=True
-    )
-    return tag
-
-
-def _copy_demo(dest: Path) -> Path:
-    shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
-    if not (dest / "model" / "model.joblib").exists():
-        subprocess.run(["python", str(dest / "make_model.py"), str(dest / "model")], check=True)
-    return dest
 
 
 def _score(uri: str) -> dict:  # type: ignore[type-arg]

@@ -343,6 +343,9 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     derived_digest: Output[str]
     port: Output[int]
     environment_lock: Output[list[dict[str, str]]]
+    build_log: Output[str]
+    container_name: Output[str]
+    deployed_at: Output[str]
 
     def __init__(
         self,
@@ -382,6 +385,9 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "accept_image_python": accept_image_python,
                 "stack": pulumi.get_stack(),
                 "environment_lock": None,
+                "build_log": None,
+                "container_name": None,
+                "deployed_at": None,
                 "scoring_uri": None,
                 "swagger_uri": None,
                 "state": None,

@@ -19,6 +19,11 @@ LOGIN = f"{ACR}.azurecr.io"
 STORAGE = "mldeploystore"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # msgraph-sdk's generated request builders warn about their own deprecated classes on every call.
+    config.addinivalue_line("filterwarnings", "ignore:This class is deprecated:DeprecationWarning")
+
+
 def workspace_body() -> dict:  # type: ignore[type-arg]
     return {
         "id": WS_ID,

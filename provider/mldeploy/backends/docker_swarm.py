@@ -1,0 +1,601 @@
+"""Inference services on Docker Engine's Swarm mode: the ``swarm`` target.
+
+Per deployment, all labelled ``mldeploy.service=<service>``:
+
+- an overlay network ``mldeploy-<service>``;
+- the model service ``mldeploy-<service>``: ``numReplicas`` tasks of the
+  derived image, CPU and memory limits, the liveness probe as the container's
+  health check, and Swarm's own rolling update (one task at a time,
+  start-first, monitored, ``failure_action: rollback``). A task joins the
+  service's DNS only once its health check passes, and leaves it (with
+  Swarm's gossip delay) before it is stopped, so a rollout drops no request;
+- the front service ``mldeploy-<service>-front``: nginx (Debian's
+  ``nginx-light``), one task per node, publishing the deployment's port,
+  proxying to the model service's tasks by Swarm's DNS, and checking the
+  ``Authorization: Bearer <key>`` header when ``authEnabled`` is true;
+- a Swarm config (the nginx configuration) and a Swarm secret (the keys).
+
+Why a front at all: Swarm's routing mesh and VIP load balancing are built on
+the kernel's IPVS; on a kernel without it (as on this machine:
+``CONFIG_IP_VS`` is not set) a port published in ``ingress`` mode is never
+bound. The model service therefore uses ``dnsrr`` endpoints, and the front
+publishes in ``host`` mode when IPVS is missing and in ``ingress`` mode (the
+routing mesh) when it is present (``MLDEPLOY_SWARM_PUBLISH_MODE`` overrides).
+
+Registry credentials: the pull-only identity is given to the Docker SDK's
+in-memory auth store (``APIClient.login``); the SDK then sends it as the
+``X-Registry-Auth`` header of ``create_service``/``update_service``, which is
+``docker service create --with-registry-auth``: every node pulls with it and
+nothing is written into an image or onto disk.
+
+Everything here is pure spec-building (unit-tested) plus thin calls to the
+Docker Engine API; Swarm does the scheduling, health checking, rolling
+updates and rollbacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+from docker import types as dt
+
+from ..errors import BackendError, NotFound
+from .docker_runtime import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN
+
+LABEL_ROLE = "mldeploy.role"
+LABEL_TAG_PREFIX = "mldeploy.tag."
+CONTAINER_PORT = 5001
+FRONT_PORT = 8080
+NS = 1_000_000_000
+GIB = 1024**3
+
+# AKS's defaults for the fields the deployment config leaves out.
+DEFAULT_PROBE = {"periodSeconds": 10, "initialDelaySeconds": 310, "timeoutSeconds": 2, "failureThreshold": 3}
+
+FRONT_DOCKERFILE = """\
+# mldeploy's front for swarm deployments: Debian's nginx, nothing else.
+FROM {base}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \\
+ && rm -rf /var/lib/apt/lists/*
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-c", "/etc/mldeploy/nginx.conf", "-g", "daemon off;"]
+"""
+
+# Terminal states of a service's UpdateStatus.
+_DONE = "completed"
+_ROLLED_BACK = ("rollback_completed", "rollback_paused", "paused")
+
+
+# -- what the deployment config becomes ----------------------------------------------------------
+@dataclass(frozen=True)
+class Probe:
+    period: int
+    initial_delay: int
+    timeout: int
+    failure_threshold: int
+
+    @property
+    def monitor_seconds(self) -> int:
+        """How long Swarm watches each updated task before taking the next: a full failing probe."""
+        return max(3, self.period * self.failure_threshold)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    replicas: int
+    nano_cpus: int | None
+    memory_bytes: int | None
+    probe: Probe
+    scoring_timeout_ms: int | None
+    workers: int | None
+    auth_enabled: bool
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def settings_from_deployment(dc: dict[str, Any]) -> ServiceSettings:
+    """The deployment config (camelCase, as ``DeploymentConfig.model_dump(by_alias=True)``) as Swarm settings."""
+    res = dc.get("containerResourceRequirements") or {}
+    lp = {**DEFAULT_PROBE, **{k: v for k, v in (dc.get("livenessProbeRequirements") or {}).items() if v is not None}}
+    cpu, mem = res.get("cpu"), res.get("memoryInGB")
+    return ServiceSettings(
+        replicas=int(dc.get("numReplicas") or 1),
+        nano_cpus=int(round(float(cpu) * NS)) if cpu else None,
+        memory_bytes=int(round(float(mem) * GIB)) if mem else None,
+        probe=Probe(int(lp["periodSeconds"]), int(lp["initialDelaySeconds"]), int(lp["timeoutSeconds"]), int(lp["failureThreshold"])),
+        scoring_timeout_ms=int(dc["scoringTimeoutMs"]) if dc.get("scoringTimeoutMs") else None,
+        workers=int(dc["maxConcurrentRequestsPerContainer"]) if dc.get("maxConcurrentRequestsPerContainer") else None,
+        auth_enabled=bool(dc.get("authEnabled")),
+        tags={str(k): str(v) for k, v in (dc.get("tags") or {}).items()},
+    )
+
+
+# Fields of the source document's deployment config that Swarm cannot honour. Errors: the field asks
+# for behaviour that would silently not happen. Ignored: the field names an Azure place, not behaviour.
+IGNORED_FIELDS = {
+    "location": "an Azure region; a swarm runs where its nodes are",
+    "dnsNameLabel": "an Azure DNS label; the service answers on every node's address",
+    "namespace": "a Kubernetes namespace; swarm services are named mldeploy-<service_name>",
+    "computeTargetName": "an AKS cluster name; the swarm is the one this Docker Engine manages",
+    "description": "kept as the service label mldeploy.description",
+}
+
+
+def unsupported(dc: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(errors as (field, message), warnings) for fields of ``dc`` the swarm target cannot honour."""
+    errors: list[tuple[str, str]] = []
+    auto = dc.get("autoScaler") or {}
+    if auto and auto.get("autoscaleEnabled") is not False:
+        errors.append(
+            (
+                "autoScaler",
+                "Swarm has no autoscaler: it runs exactly numReplicas tasks. Remove autoScaler (or set "
+                "autoscaleEnabled to false) and set numReplicas; scale by changing numReplicas and running pulumi up",
+            )
+        )
+    if (dc.get("containerResourceRequirements") or {}).get("gpu"):
+        errors.append(("containerResourceRequirements.gpu", "the swarm target schedules CPU tasks only; remove gpu"))
+    if dc.get("sslEnabled"):
+        errors.append(("sslEnabled", "the swarm target serves plain HTTP; terminate TLS in front of it and set sslEnabled to false"))
+    if dc.get("appInsightsEnabled"):
+        errors.append(("appInsightsEnabled", "there is no Application Insights here; read logs with `docker service logs mldeploy-<service_name>`"))
+    if dc.get("maxQueueWaitMs") is not None:
+        errors.append(
+            (
+                "maxQueueWaitMs",
+                "AKS's front-end request queue has no Swarm equivalent; remove it (scoringTimeoutMs and "
+                "maxConcurrentRequestsPerContainer are honoured)",
+            )
+        )
+    success = (dc.get("livenessProbeRequirements") or {}).get("successThreshold")
+    if success not in (None, 1):
+        errors.append(("livenessProbeRequirements.successThreshold", "Docker health checks pass on one success; set it to 1 or remove it"))
+    warnings = [f"deployment_config.{k} is ignored by the swarm target: {why}" for k, why in IGNORED_FIELDS.items() if dc.get(k) and k != "description"]
+    return errors, warnings
+
+
+# -- specs ---------------------------------------------------------------------------------------
+def names(service: str) -> dict[str, str]:
+    return {"model": f"mldeploy-{service}", "front": f"mldeploy-{service}-front", "network": f"mldeploy-{service}"}
+
+
+def base_labels(service: str, stack: str, urn: str, tags: dict[str, str] | None = None, description: str | None = None) -> dict[str, str]:
+    labels = {LABEL_SERVICE: service, LABEL_STACK: stack, LABEL_URN: urn}
+    labels.update({LABEL_TAG_PREFIX + k: v for k, v in (tags or {}).items()})
+    if description:
+        labels["mldeploy.description"] = description
+    return labels
+
+
+def healthcheck(probe: Probe) -> dict[str, Any]:
+    """The liveness probe as the container's health check: GET / on the server's port, from inside the task."""
+    test = [
+        "CMD",
+        "python3",
+        "-c",
+        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/', timeout={probe.timeout})",
+    ]
+    return dt.Healthcheck(
+        test=test,
+        interval=probe.period * NS,
+        timeout=probe.timeout * NS,
+        retries=probe.failure_threshold,
+        start_period=probe.initial_delay * NS,
+    )
+
+
+def model_service_spec(
+    service: str, image: str, entry_script: str, s: ServiceSettings, labels: dict[str, str], network: str
+) -> dict[str, Any]:
+    """Keyword arguments of ``APIClient.create_service``/``update_service`` for the model service."""
+    env = {"MLDEPLOY_BIND_HOST": "0.0.0.0"}
+    if s.scoring_timeout_ms:
+        env["SCORING_TIMEOUT_MS"] = str(s.scoring_timeout_ms)
+        env["WORKER_TIMEOUT"] = str(max(300, math.ceil(s.scoring_timeout_ms / 1000) + 10))
+    if s.workers:
+        env["WORKER_COUNT"] = str(s.workers)  # gunicorn sync workers: one request in flight each
+    role = {**labels, LABEL_ROLE: "model"}
+    container = dt.ContainerSpec(
+        image,
+        command=["azmlinfsrv"],
+        args=["--entry_script", f"/var/azureml-app/{entry_script}", "--port", str(CONTAINER_PORT)],
+        env=env,
+        labels=role,
+        healthcheck=healthcheck(s.probe),
+        stop_grace_period=10 * NS,
+    )
+    monitor = s.probe.monitor_seconds * NS
+    return {
+        "name": names(service)["model"],
+        "labels": role,
+        "task_template": dt.TaskTemplate(
+            container_spec=container,
+            resources=dt.Resources(cpu_limit=s.nano_cpus, mem_limit=s.memory_bytes),
+            restart_policy=dt.RestartPolicy(condition="any", delay=2 * NS),
+            networks=[network],
+        ),
+        "mode": dt.ServiceMode("replicated", replicas=s.replicas),
+        "update_config": dt.UpdateConfig(
+            parallelism=1, delay=0, failure_action="rollback", monitor=monitor, max_failure_ratio=0, order="start-first"
+        ),
+        "rollback_config": dt.RollbackConfig(parallelism=1, delay=0, failure_action="pause", monitor=monitor, order="start-first"),
+        "endpoint_spec": {"Mode": "dnsrr"},
+    }
+
+
+def front_service_spec(
+    service: str,
+    image: str,
+    port: int,
+    publish_mode: str,
+    config: tuple[str, str],
+    secret: tuple[str, str] | None,
+    labels: dict[str, str],
+    network: str,
+) -> dict[str, Any]:
+    """The nginx front: one task per node, publishing ``port``. ``config``/``secret`` are (id, name)."""
+    role = {**labels, LABEL_ROLE: "front"}
+    container = dt.ContainerSpec(
+        image,
+        labels={**role, LABEL_PORT: str(port)},
+        configs=[dt.ConfigReference(config[0], config[1], filename="/etc/mldeploy/nginx.conf")],
+        secrets=[dt.SecretReference(secret[0], secret[1], filename="mldeploy-keys")] if secret else [],
+        stop_grace_period=5 * NS,
+    )
+    host = publish_mode == "host"
+    return {
+        "name": names(service)["front"],
+        "labels": role,
+        "task_template": dt.TaskTemplate(
+            container_spec=container,
+            resources=dt.Resources(cpu_limit=NS // 2, mem_limit=128 * 1024**2),
+            restart_policy=dt.RestartPolicy(condition="any", delay=1 * NS),
+            networks=[network],
+        ),
+        "mode": dt.ServiceMode("global"),
+        # A host-mode port cannot be held by two tasks on one node: replace the front stop-first there.
+        "update_config": dt.UpdateConfig(
+            parallelism=1, delay=0, failure_action="rollback", monitor=3 * NS, order="stop-first" if host else "start-first"
+        ),
+        "endpoint_spec": {
+            "Mode": "dnsrr" if host else "vip",
+            "Ports": [{"Protocol": "tcp", "PublishedPort": int(port), "TargetPort": FRONT_PORT, "PublishMode": publish_mode}],
+        },
+    }
+
+
+def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int | None) -> str:
+    """nginx's configuration for the front. Keys, when required, come from the keys secret."""
+    read_timeout = math.ceil((scoring_timeout_ms or 60_000) / 1000) + 5
+    auth_map = (
+        "  map $http_authorization $mldeploy_key_ok {\n    default 0;\n    include /run/secrets/mldeploy-keys;\n  }\n"
+        if auth_enabled
+        else ""
+    )
+    auth_check = (
+        "      if ($mldeploy_key_ok = 0) {\n"
+        "        add_header WWW-Authenticate 'Bearer realm=\"mldeploy\"' always;\n"
+        '        return 401 \'{"error": "missing or invalid key: send Authorization: Bearer <key>"}\\n\';\n'
+        "      }\n"
+        "      proxy_set_header Authorization \"\";\n"
+        if auth_enabled
+        else ""
+    )
+    return f"""# Written by mldeploy: the front of swarm service {model_service}.
+worker_processes 1;
+pid /tmp/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  default_type application/octet-stream;
+  client_body_temp_path /tmp/nginx-body;
+  proxy_temp_path /tmp/nginx-proxy;
+  fastcgi_temp_path /tmp/nginx-fastcgi;
+  uwsgi_temp_path /tmp/nginx-uwsgi;
+  scgi_temp_path /tmp/nginx-scgi;
+  client_max_body_size 100m;
+  # Swarm's DNS: the model service's name resolves to its healthy tasks (dnsrr endpoints).
+  resolver 127.0.0.11 valid=1s ipv6=off;
+  resolver_timeout 2s;
+{auth_map}  server {{
+    listen {FRONT_PORT};
+    set $mldeploy_backend "{model_service}:{CONTAINER_PORT}";
+    proxy_connect_timeout 2s;
+    proxy_read_timeout {read_timeout}s;
+    proxy_next_upstream error timeout;
+    proxy_next_upstream_tries 3;
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    # The liveness route stays open, as on Azure.
+    location = / {{
+      proxy_pass http://$mldeploy_backend;
+    }}
+    location / {{
+{auth_check}      proxy_pass http://$mldeploy_backend;
+    }}
+  }}
+}}
+"""
+
+
+def keys_file(primary: str, secondary: str) -> str:
+    """The keys secret: an nginx ``map`` body accepting either key as a Bearer token."""
+    return f'"Bearer {primary}" 1;\n"Bearer {secondary}" 1;\n'
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def ipvs_available() -> bool:
+    return os.path.exists("/proc/net/ip_vs")
+
+
+def publish_mode() -> str:
+    """``ingress`` (the routing mesh) where the kernel has IPVS, else ``host``; ``MLDEPLOY_SWARM_PUBLISH_MODE`` overrides."""
+    mode = os.environ.get("MLDEPLOY_SWARM_PUBLISH_MODE") or ("ingress" if ipvs_available() else "host")
+    if mode not in ("ingress", "host"):
+        raise BackendError(f"MLDEPLOY_SWARM_PUBLISH_MODE={mode!r}: use 'ingress' or 'host'")
+    return mode
+
+
+# -- the engine ----------------------------------------------------------------------------------
+def _explain(exc: Exception) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
+
+
+class RolledBack(BackendError):
+    """Swarm rolled an update back: the previous version keeps serving."""
+
+
+class Swarm:
+    """Thin calls to a swarm manager's Engine API. Make one per provider call."""
+
+    def __init__(self, progress: Callable[[str], None], registry: str | None = None, pull_auth: dict[str, str] | None = None) -> None:
+        self.progress = progress
+        try:
+            self.api: docker.APIClient = docker.from_env(timeout=300).api
+        except docker.errors.DockerException as exc:
+            raise BackendError(f"connecting to Docker Engine: {exc}; is dockerd running (make setup)?") from exc
+        if registry and pull_auth:
+            try:
+                # In memory only: the SDK sends it as X-Registry-Auth with create/update_service.
+                self.api.login(pull_auth["username"], pull_auth["password"], registry=registry, reauth=True)
+            except docker.errors.APIError as exc:
+                raise BackendError(f"logging in to {registry} with the pull identity: {_explain(exc)}") from exc
+
+    # -- swarm -------------------------------------------------------------------------------------
+    def require_manager(self) -> dict[str, Any]:
+        info = self.api.info().get("Swarm") or {}
+        if info.get("LocalNodeState") != "active":
+            raise BackendError(
+                f"this Docker Engine is not in a swarm (state: {info.get('LocalNodeState') or 'inactive'}); "
+                "run `make setup` (it runs docker swarm init) or join it to your swarm as a manager"
+            )
+        if not info.get("ControlAvailable"):
+            raise BackendError("this Docker Engine is a swarm worker; run pulumi against a manager node (DOCKER_HOST)")
+        return info
+
+    # -- networks, configs, secrets ------------------------------------------------------------------
+    def ensure_network(self, name: str, labels: dict[str, str]) -> str:
+        for n in self.api.networks(names=[name]):
+            if n["Name"] == name and n.get("Scope") == "swarm":
+                return str(n["Id"])
+        try:
+            return str(self.api.create_network(name, driver="overlay", labels=labels, check_duplicate=True)["Id"])
+        except docker.errors.APIError as exc:
+            raise BackendError(f"creating overlay network {name}: {_explain(exc)}") from exc
+
+    def ensure_config(self, name: str, data: str, labels: dict[str, str]) -> tuple[str, str]:
+        for c in self.api.configs(filters={"name": name}):
+            if c["Spec"]["Name"] == name:
+                return str(c["ID"]), name
+        try:
+            return str(self.api.create_config(name, data.encode(), labels=labels)["ID"]), name
+        except docker.errors.APIError as exc:
+            raise BackendError(f"creating swarm config {name}: {_explain(exc)}") from exc
+
+    def ensure_secret(self, name: str, data: str, labels: dict[str, str]) -> tuple[str, str]:
+        for s in self.api.secrets(filters={"name": name}):
+            if s["Spec"]["Name"] == name:
+                return str(s["ID"]), name
+        try:
+            return str(self.api.create_secret(name, data.encode(), labels=labels)["ID"]), name
+        except docker.errors.APIError as exc:
+            raise BackendError(f"creating swarm secret {name}: {_explain(exc)}") from exc
+
+    def prune_objects(self, service: str, keep: set[str]) -> None:
+        """Remove this deployment's configs and secrets that nothing uses any more."""
+        flt = {"label": f"{LABEL_SERVICE}={service}"}
+        for kind, items, remove in (
+            ("config", self.api.configs(filters=flt), self.api.remove_config),
+            ("secret", self.api.secrets(filters=flt), self.api.remove_secret),
+        ):
+            for obj in items:
+                if obj["Spec"]["Name"] in keep:
+                    continue
+                try:
+                    remove(obj["ID"])
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    self.progress(f"left {kind} {obj['Spec']['Name']} in place: {_explain(exc)}")
+
+    # -- services ----------------------------------------------------------------------------------
+    def inspect(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self.api.inspect_service(name))
+        except docker.errors.NotFound as exc:
+            raise NotFound(f"swarm service {name} does not exist") from exc
+        except docker.errors.APIError as exc:
+            raise BackendError(f"inspecting swarm service {name}: {_explain(exc)}") from exc
+
+    def apply(self, spec: dict[str, Any]) -> bool:
+        """Create the service, or update it to ``spec``. True when its tasks must be replaced (a rollout)."""
+        name = spec["name"]
+        try:
+            current = self.inspect(name)
+        except NotFound:
+            try:
+                self.api.create_service(**spec)
+            except docker.errors.APIError as exc:
+                raise BackendError(f"creating swarm service {name}: {_explain(exc)}") from exc
+            return False
+        before = current["Spec"]["TaskTemplate"]
+        try:
+            self.api.update_service(current["ID"], current["Version"]["Index"], **{k: v for k, v in spec.items() if k != "name"}, name=name)
+        except docker.errors.APIError as exc:
+            raise BackendError(f"updating swarm service {name}: {_explain(exc)}") from exc
+        after = self.inspect(name)["Spec"]["TaskTemplate"]
+        return bool(_strip_force(before) != _strip_force(after))
+
+    def tasks(self, name: str, desired: str | None = None) -> list[dict[str, Any]]:
+        flt: dict[str, Any] = {"service": name}
+        if desired:
+            flt["desired-state"] = desired
+        try:
+            return [t for t in self.api.tasks(filters=flt) if t.get("ServiceID") == self.inspect(name)["ID"]]
+        except docker.errors.APIError as exc:
+            raise BackendError(f"listing tasks of swarm service {name}: {_explain(exc)}") from exc
+
+    def task_logs(self, task_id: str, lines: int = 40) -> str:
+        """A task's last log lines, wherever in the swarm it ran (``docker service logs <task>``)."""
+        try:
+            res = self.api._get(
+                self.api._url("/tasks/{0}/logs", task_id), params={"stdout": 1, "stderr": 1, "tail": lines, "follow": 0}, stream=True
+            )
+            return b"".join(self.api._get_result_tty(True, res, False)).decode(errors="replace")
+        except (docker.errors.APIError, OSError) as exc:
+            return f"(logs unavailable: {_explain(exc)})"
+
+    def _failed(self, name: str, image: str, since: str | None = None) -> list[dict[str, Any]]:
+        failed = [
+            t
+            for t in self.tasks(name)
+            if t["Spec"]["ContainerSpec"]["Image"] == image
+            and (t["Status"]["State"] in ("failed", "rejected") or (t["Status"].get("Err") and t["Status"]["State"] != "running"))
+            and (since is None or t["CreatedAt"] >= since)
+        ]
+        return sorted(failed, key=lambda t: t["UpdatedAt"], reverse=True)
+
+    def _failure_report(self, name: str, image: str, since: str | None) -> str:
+        failed = self._failed(name, image, since)
+        if not failed:
+            return "no failed task was recorded"
+        t = failed[0]
+        err = t["Status"].get("Err") or t["Status"].get("Message") or t["Status"]["State"]
+        return f"task {t['ID'][:12]} ({t['Status']['State']}: {err}); its last log lines:\n{self.task_logs(t['ID'])}"
+
+    def wait(self, name: str, image: str, replicas: int | None, rollout: bool, timeout: float, since: str | None = None) -> None:
+        """Wait until ``replicas`` tasks of ``image`` run healthy (``None``: one per node, for global services).
+
+        During a rollout, wait for Swarm's update to finish; a rollback raises ``RolledBack`` with the
+        failing task's error and last log lines. Outside a rollout (a create), a failing task raises.
+        """
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            svc = self.inspect(name)
+            status = svc.get("UpdateStatus") or {}
+            state = status.get("State")
+            if rollout and state in _ROLLED_BACK:
+                raise RolledBack(
+                    f"Swarm rolled back the update of {name} ({status.get('Message', state)}); the previous version keeps serving.\n"
+                    f"failing {self._failure_report(name, image, since)}"
+                )
+            running = [
+                t
+                for t in self.tasks(name, desired="running")
+                if t["Status"]["State"] == "running" and t["Spec"]["ContainerSpec"]["Image"] == image
+            ]
+            want = replicas if replicas is not None else max(1, len(self.api.nodes(filters={"role": "worker"})) * 0 + 1)
+            done_updating = (state == _DONE) if rollout else True
+            if done_updating and len(running) >= want:
+                return
+            if not rollout and self._failed(name, image, since):
+                raise BackendError(f"swarm service {name} did not start: {self._failure_report(name, image, since)}")
+            line = f"{name}: {len(running)}/{want} tasks running healthy" + (f", update {state or 'pending'}" if rollout else "")
+            if line != last:
+                self.progress(line)
+                last = line
+            if time.monotonic() > deadline:
+                raise BackendError(
+                    f"swarm service {name} did not converge within {timeout:.0f}s ({line}); "
+                    f"{self._failure_report(name, image, since)}"
+                )
+            time.sleep(0.5)
+
+    def remove_deployment(self, service: str, timeout: float = 90) -> None:
+        """Remove the deployment's services, then its network, configs and secrets (once nothing uses them)."""
+        flt = {"label": f"{LABEL_SERVICE}={service}"}
+        for s in self.api.services(filters=flt):
+            try:
+                self.api.remove_service(s["ID"])
+            except docker.errors.NotFound:
+                pass
+        deadline = time.monotonic() + timeout
+        pending: list[str] = []
+        while True:
+            pending = []
+            for n in self.api.networks(filters={**flt, "driver": "overlay"}):
+                try:
+                    self.api.remove_network(n["Id"])
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    pending.append(f"network {n['Name']}: {_explain(exc)}")
+            for kind, items, remove in (
+                ("config", self.api.configs(filters=flt), self.api.remove_config),
+                ("secret", self.api.secrets(filters=flt), self.api.remove_secret),
+            ):
+                for obj in items:
+                    try:
+                        remove(obj["ID"])
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError as exc:
+                        pending.append(f"{kind} {obj['Spec']['Name']}: {_explain(exc)}")
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise BackendError(f"removing swarm deployment {service}: still in use after {timeout:.0f}s: {'; '.join(pending)}")
+            time.sleep(1)
+
+
+def _strip_force(template: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in template.items() if k != "ForceUpdate"}
+
+
+def registry_auth_header(username: str, password: str, registry: str) -> str:
+    """X-Registry-Auth as Docker encodes it (for tests and for tools that call the API directly)."""
+    import json
+
+    doc = {"username": username, "password": password, "serveraddress": registry}
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+
+
+__all__ = [
+    "DEFAULT_PROBE",
+    "FRONT_DOCKERFILE",
+    "Probe",
+    "RolledBack",
+    "ServiceSettings",
+    "Swarm",
+    "front_service_spec",
+    "keys_file",
+    "model_service_spec",
+    "nginx_conf",
+    "publish_mode",
+    "settings_from_deployment",
+    "unsupported",
+]

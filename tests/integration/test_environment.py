@@ -1,0 +1,101 @@
+"""Environments: the conda file resolved on the host into a pinned lock, installed in its own layer."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import requests
+
+from .conftest import copy_demo
+from .harness import Project
+
+PROGRAM = """
+import pulumi
+from mldeploy import ServicePrincipal, ModelVersion, InferenceDeployment
+D = {demo!r}
+mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")
+push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")
+pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")
+dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",
+    deployment_config={{"computeType": "local", "port": {port}}}, models=[mv],
+    push_identity=push, pull_identity=pull, base_image={base!r}, health_timeout=60)
+pulumi.export("scoring_uri", dep.scoring_uri)
+pulumi.export("lock", dep.environment_lock)
+pulumi.export("build_log", dep.build_log)
+"""
+
+SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+def _env_step_reused(build_log: str) -> bool:
+    """Whether the build log shows the environment layer (the pip install RUN step) taken from the cache."""
+    text = Path(build_log).read_text()
+    m = re.search(r"Step \d+/\d+ : RUN pip install[^\n]*\n(.*?)\n", text, re.S)
+    assert m, text[-2000:]
+    return "Using cache" in m.group(1)
+
+
+def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Path, demo_base: str) -> None:
+    demo = copy_demo(tmp_path / "demo")
+    svc = f"env-{project.name[-6:]}"
+    project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18892, base=demo_base))
+    project.up()
+    outs = project.outputs()
+    lock = {w["name"].lower(): w for w in outs["lock"]}
+    # The conda dependencies (numpy=2.3.1, scikit-learn=1.7.0, scipy=1.16.0) and the pip one, pinned with hashes.
+    assert lock["numpy"]["version"] == "2.3.1"
+    assert lock["scikit-learn"]["version"] == "1.7.0"
+    assert lock["scipy"]["version"] == "1.16.0"
+    assert lock["joblib"]["version"] == "1.5.1"
+    assert lock["azureml-inference-server-http"]["version"] == "1.5.1"  # the project's tested default
+    assert all(len(w["sha256"]) == 64 for w in lock.values())
+    r = requests.post(outs["scoring_uri"], json=SAMPLE, timeout=10)
+    assert r.json() == {"predictions": ["setosa"]}
+
+    # A no-op preview makes no index query: with pip's index pointed at a dead port it still sees no change.
+    project.env["PIP_INDEX_URL"] = "http://127.0.0.1:9/simple"
+    assert project.ops() == {}
+    del project.env["PIP_INDEX_URL"]
+
+    # A score.py edit rebuilds without reinstalling wheels (the environment layer comes from the cache).
+    score = demo / "src" / "score.py"
+    score.write_text(score.read_text() + "\n# edited\n")
+    t0 = time.monotonic()
+    project.up()
+    code_edit = time.monotonic() - t0
+    assert _env_step_reused(outs["build_log"])
+
+    # Bumping one pin changes the lock and rebuilds from the environment layer.
+    conda = demo / "src" / "infenv.yml"
+    conda.write_text(conda.read_text().replace("joblib==1.5.1", "joblib==1.5.0"))
+    preview = project.preview()
+    assert project.ops() == {"svc": "update"}
+    assert "environment_lock" in preview.output
+    t0 = time.monotonic()
+    project.up()
+    dep_change = time.monotonic() - t0
+    assert {w["name"].lower(): w["version"] for w in project.outputs()["lock"]}["joblib"] == "1.5.0"
+    assert not _env_step_reused(outs["build_log"])
+    print(f"\nup after a score.py edit: {code_edit:.1f}s; up after a dependency change: {dep_change:.1f}s")
+
+    # A python pin that differs from the base image's Python: a clear error at preview, nothing built.
+    before = project.outputs()
+    conda.write_text(conda.read_text().replace("python=3.11", "python=3.9"))
+    res = project.preview(check=False)
+    assert res.returncode != 0
+    assert "pins python=3.9 but the base image has Python 3.11" in res.output
+    assert "accept_image_python=True" in res.output
+    # ... and the opt-in accepts the image's Python with a warning.
+    project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18892, base=demo_base).replace("health_timeout=60", "health_timeout=60, accept_image_python=True"))
+    res = project.preview()
+    assert "warning:" in res.output and "using the image's Python 3.11" in res.output
+    conda.write_text(conda.read_text().replace("python=3.9", "python=3.11"))
+
+    # An unknown package fails at preview naming it (and its line in the file).
+    conda.write_text(conda.read_text().replace("  - scipy=1.16.0\n", "  - scipy=1.16.0\n  - no-such-package-mldeploy=1.0\n"))
+    res = project.preview(check=False)
+    assert res.returncode != 0
+    assert "no-such-package-mldeploy" in res.output and "line 13" in res.output
+    assert project.outputs() == before

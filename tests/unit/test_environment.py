@@ -1,0 +1,106 @@
+"""Conda files: match specs, the pip list, the python pin, name mapping, conda-only entries, errors with lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mldeploy.environment import CondaEnvironment, Lock, LockedWheel, check_python, parse_match_spec, to_requirements
+from mldeploy.errors import ValidationError
+
+
+@pytest.mark.parametrize(
+    ("raw", "name", "version", "build"),
+    [
+        ("numpy", "numpy", None, None),
+        ("numpy=2.3.1", "numpy", "==2.3.1.*", None),
+        ("numpy=2.3", "numpy", "==2.3.*", None),
+        ("numpy=2.3.*", "numpy", "==2.3.*", None),
+        ("numpy==2.3.1", "numpy", "==2.3.1", None),
+        ("numpy>=1.2,<2", "numpy", ">=1.2,<2", None),
+        ("numpy >=1.2", "numpy", ">=1.2", None),
+        ("numpy=1.26.4=py311h64a7726_0", "numpy", "==1.26.4.*", "py311h64a7726_0"),
+        ("Scikit-Learn=1.7.0", "scikit-learn", "==1.7.0.*", None),
+    ],
+)
+def test_match_specs(raw: str, name: str, version: str | None, build: str | None) -> None:
+    spec = parse_match_spec(raw, 3, "env.yml")
+    assert (spec.name, spec.version, spec.build) == (name, version, build)
+
+
+@pytest.mark.parametrize("raw", ["numpy=", "numpy=1=2=3", "conda-forge::numpy=1.2", "numpy~1.2", "numpy>=abc"])
+def test_bad_match_specs_name_file_and_line(raw: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        parse_match_spec(raw, 7, "env.yml")
+    assert "env.yml: line 7" in exc.value.message and raw in exc.value.message
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "infenv.yml"
+    p.write_text(text)
+    return p
+
+
+def test_full_file_to_requirements(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "name: e\nchannels: [conda-forge, defaults]\ndependencies:\n  - python=3.11\n  - numpy=2.3.1\n  - pytorch=2.4\n"
+        "  - py-xgboost>=2\n  - cudatoolkit=11.8\n  - pip\n  - pip:\n    - joblib==1.5.1\n    - requests[socks]>=2\n",
+    )
+    env = CondaEnvironment.from_file(p)
+    assert env.name == "e" and env.channels == ["conda-forge", "defaults"]
+    assert env.python is not None and env.python.line == 4
+    req = to_requirements(env)
+    assert req.python_pin == "3.11"
+    assert req.requirements == [
+        "numpy==2.3.1.*",
+        "torch==2.4.*",
+        "xgboost>=2",
+        "joblib==1.5.1",
+        "requests[socks]>=2",
+        "azureml-inference-server-http==1.5.1",
+    ]
+    assert any("cudatoolkit" in n and "skipped" in n for n in req.notes)
+    assert any("pytorch is torch on PyPI" in n for n in req.notes)
+    assert req.origins["torch"].endswith("line 6: 'pytorch=2.4'")
+
+
+def test_named_inference_server_version_is_honoured(tmp_path: Path) -> None:
+    p = _write(tmp_path, "dependencies:\n  - pip:\n    - azureml-inference-server-http==1.4.1\n")
+    assert to_requirements(CondaEnvironment.from_file(p)).requirements == ["azureml-inference-server-http==1.4.1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("dependencies:\n  - numpy\n   - bad: [\n", "does not parse as YAML"),
+        ("dependencies: numpy\n", "line 1: 'dependencies' must be a list"),
+        ("name: x\nchanels: [a]\n", "line 2: unknown key 'chanels'"),
+        ("dependencies:\n  - pip:\n    - 'not a ===req'\n", "line 3: pip entry"),
+        ("dependencies:\n  - {a: 1}\n", "line 2: unexpected dependency entry"),
+    ],
+)
+def test_file_errors_name_file_and_line(tmp_path: Path, text: str, needle: str) -> None:
+    p = _write(tmp_path, text)
+    with pytest.raises(ValidationError) as exc:
+        CondaEnvironment.from_file(p)
+    assert str(p) in exc.value.message and needle in exc.value.message
+
+
+def test_python_pin_against_the_image() -> None:
+    env = CondaEnvironment(path="f.yml", dependencies=[parse_match_spec("python=3.9", 2, "f.yml")])
+    req = to_requirements(env)
+    assert check_python(req, "3.9.18", False, "f.yml") is None
+    with pytest.raises(ValidationError) as exc:
+        check_python(req, "3.11.2", False, "f.yml")
+    assert "f.yml pins python=3.9 but the base image has Python 3.11.2" in exc.value.message
+    warning = check_python(req, "3.11.2", True, "f.yml")
+    assert warning is not None and warning.startswith("warning:")
+
+
+def test_lock_requirements_and_digest() -> None:
+    lock = Lock(python="3.11", platform="linux_x86_64", wheels=[LockedWheel(name="a", version="1", sha256="0" * 64, filename="a.whl")])
+    assert lock.requirements_txt() == f"a==1 --hash=sha256:{'0' * 64}\n"
+    other = lock.model_copy(update={"wheels": [LockedWheel(name="a", version="2", sha256="0" * 64, filename="a.whl")]})
+    assert lock.digest() != other.digest()
