@@ -95,6 +95,7 @@ def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, 
     with Load(outs["scoring_uri"]) as load:
         project.up()
         time.sleep(0.5)
+    print(f"\nswap under load: {load.ok} requests answered, {load.failed} failed")
     assert load.ok > 0 and load.failed == 0, (load.ok, load.failed)
     assert _score(outs["scoring_uri"]) == {"version": 2, "predictions": ["setosa", "virginica"]}
     after = project.outputs()

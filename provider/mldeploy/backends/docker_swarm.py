@@ -35,7 +35,6 @@ updates and rollbacks.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 import os
@@ -440,8 +439,12 @@ class Swarm:
         except docker.errors.APIError as exc:
             raise BackendError(f"inspecting swarm service {name}: {_explain(exc)}") from exc
 
-    def apply(self, spec: dict[str, Any]) -> bool:
-        """Create the service, or update it to ``spec``. True when its tasks must be replaced (a rollout)."""
+    def apply(self, spec: dict[str, Any]) -> tuple[bool, str]:
+        """Create the service, or update it to ``spec``.
+
+        Returns (rollout, since): whether Swarm must replace its tasks, and the service's UpdatedAt
+        (manager time), after which any failed task belongs to this change.
+        """
         name = spec["name"]
         try:
             current = self.inspect(name)
@@ -450,14 +453,14 @@ class Swarm:
                 self.api.create_service(**spec)
             except docker.errors.APIError as exc:
                 raise BackendError(f"creating swarm service {name}: {_explain(exc)}") from exc
-            return False
+            return False, str(self.inspect(name)["UpdatedAt"])
         before = current["Spec"]["TaskTemplate"]
         try:
             self.api.update_service(current["ID"], current["Version"]["Index"], **{k: v for k, v in spec.items() if k != "name"}, name=name)
         except docker.errors.APIError as exc:
             raise BackendError(f"updating swarm service {name}: {_explain(exc)}") from exc
-        after = self.inspect(name)["Spec"]["TaskTemplate"]
-        return bool(_strip_force(before) != _strip_force(after))
+        after = self.inspect(name)
+        return bool(_strip_force(before) != _strip_force(after["Spec"]["TaskTemplate"])), str(after["UpdatedAt"])
 
     def tasks(self, name: str, desired: str | None = None) -> list[dict[str, Any]]:
         flt: dict[str, Any] = {"service": name}
@@ -518,7 +521,7 @@ class Swarm:
                 for t in self.tasks(name, desired="running")
                 if t["Status"]["State"] == "running" and t["Spec"]["ContainerSpec"]["Image"] == image
             ]
-            want = replicas if replicas is not None else max(1, len(self.api.nodes(filters={"role": "worker"})) * 0 + 1)
+            want = replicas if replicas is not None else self.ready_nodes()
             done_updating = (state == _DONE) if rollout else True
             if done_updating and len(running) >= want:
                 return
@@ -534,6 +537,10 @@ class Swarm:
                     f"{self._failure_report(name, image, since)}"
                 )
             time.sleep(0.5)
+
+    def ready_nodes(self) -> int:
+        nodes = self.api.nodes()
+        return max(1, sum(1 for n in nodes if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"))
 
     def remove_deployment(self, service: str, timeout: float = 90) -> None:
         """Remove the deployment's services, then its network, configs and secrets (once nothing uses them)."""
@@ -574,14 +581,6 @@ class Swarm:
 
 def _strip_force(template: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in template.items() if k != "ForceUpdate"}
-
-
-def registry_auth_header(username: str, password: str, registry: str) -> str:
-    """X-Registry-Auth as Docker encodes it (for tests and for tools that call the API directly)."""
-    import json
-
-    doc = {"username": username, "password": password, "serveraddress": registry}
-    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
 
 
 __all__ = [

@@ -1,7 +1,9 @@
 """Choose the backend for a target. The only module that knows every implementation.
 
 ``registry`` values accepted by the local target: ``"local"`` (the embedded
-default) or the local registry's address (``127.0.0.1:5000``).
+default) or the local registry's address (``127.0.0.1:5000``). The azure
+target: ``azure:<ARM id of an Azure ML workspace>`` (or, for identities, of a
+container registry); see ``backends/azure``. Building an Azure backend does no I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ def is_local_registry(registry: str | None, settings: Settings) -> bool:
     return registry in (None, "", *LOCAL_NAMES, settings.registry)
 
 
+def is_azure(value: object) -> bool:
+    """Whether a registry/target value names the azure target (``azure:/subscriptions/...``)."""
+    return isinstance(value, str) and value.startswith("azure:")
+
+
 def identity_store(registry: str | None, field: str = "registry") -> IdentityStore:
     settings = Settings.from_env()
+    if is_azure(registry):
+        from .azure._common import parse_target
+        from .azure.identity import EntraIdentityStore
+
+        return EntraIdentityStore(parse_target(str(registry), field))
     if is_local_registry(registry, settings):
         from .htpasswd import HtpasswdIdentityStore
 
@@ -26,16 +38,24 @@ def identity_store(registry: str | None, field: str = "registry") -> IdentitySto
     raise ValidationError(
         field,
         f"unknown registry {registry!r}; use 'local' (the embedded registry at {settings.registry}). "
-        "Azure Container Registry identities come with the azure target.",
+        "or 'azure:<ARM id of an Azure ML workspace or container registry>'.",
     )
 
 
-MODEL_REGISTRIES = ("local",)
+MODEL_REGISTRIES = ("local", "azure:<workspace ARM id>")
 
 
 def model_registry(registry: str | None, field: str = "registry") -> ModelRegistry:
     """The model registry for ``registry``: ``"local"`` (the default) is the embedded MLflow registry."""
     settings = Settings.from_env()
+    if is_azure(registry):
+        from .azure._common import parse_target
+        from .azure.ml_registry import AzureMlModelRegistry
+
+        target = parse_target(str(registry), field)
+        if target.kind != "workspace":
+            raise ValidationError(field, f"the azure model registry is a workspace's; {registry!r} is a container registry")
+        return AzureMlModelRegistry(target)
     if registry in (None, "", "local"):
         from .mlflow_registry import MlflowModelRegistry
 
