@@ -5,15 +5,19 @@ SHELL := /bin/bash
 ENV := source scripts/lib.sh &&
 STACK ?= local
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: setup test unit integration demo demo-down mlflow-ui clean-state help
+.PHONY: setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help
 
 help:
 	@echo "make setup        install and start everything (idempotent; seconds when warm)"
 	@echo "make demo         setup, pulumi up on stack '$(STACK)', a real prediction"
 	@echo "make demo-down    pulumi destroy on stack '$(STACK)'"
+	@echo "make preview      Markdown summary of what pulumi up would change on stack '$(STACK)' (exit 0 none, 2 changes, 1 error)"
+	@echo "make wheel        build dist/mldeploy-<version>-py3-none-any.whl"
 	@echo "make test         setup, unit and integration tests"
 	@echo "make unit         unit tests only (no engine, no Docker)"
+	@echo "make bench        setup, timings vs Pulumi's floor and raw docker (BENCH_ARGS=--quick); bench/results/"
 	@echo "make mlflow-ui    the MLflow UI on 127.0.0.1:5500 over the local model registry"
 
 setup:
@@ -31,8 +35,23 @@ integration: setup
 demo: setup
 	@$(ENV) bash scripts/demo.sh $(STACK)
 
+bench: setup
+	@$(ENV) python bench/run.py $(BENCH_ARGS)
+
 demo-down:
 	@$(ENV) cd stacks/demo && pulumi destroy --yes --skip-preview --stack $(STACK)
+
+# The pull-request summary of `pulumi preview --diff --json` on the demo stack.
+# Exit status: 0 nothing would change, 2 something would, 1 the preview failed.
+# PREVIEW_ARGS="--output preview.md" also writes it to a file.
+PREVIEW_ARGS ?=
+preview:
+	@$(ENV) python stacks/demo/make_model.py >/dev/null && \
+	  python scripts/preview_summary.py --cwd stacks/demo --stack $(STACK) $(PREVIEW_ARGS)
+
+# A wheel of mldeploy for other projects (stacks/consumer/requirements.txt finds it in dist/).
+wheel:
+	@$(ENV) rm -rf build && python -m build --wheel --outdir dist . && rm -rf build
 
 mlflow-ui:
 	@$(ENV) v=$$(python -c "import importlib.metadata as m; print(m.version('mlflow-skinny'))") && \

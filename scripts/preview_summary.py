@@ -103,8 +103,8 @@ class Summary:
             out += ["**Preview failed.**", ""]
             for err in self.errors:
                 lines = err.strip().splitlines()
-                if len(lines) > 25:
-                    lines = lines[:25] + [f"... ({len(lines) - 25} more lines)"]
+                if len(lines) > 25:  # a traceback's point is at its end
+                    lines = [lines[0], f"... ({len(lines) - 24} lines)", *lines[-23:]]
                 out += ["```", *lines, "```", ""]
             return "\n".join(out).rstrip() + "\n"
         unchanged = sum(n for op, n in self.counts.items() if op in NO_CHANGE_OPS)

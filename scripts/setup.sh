@@ -5,7 +5,7 @@
 # done, so a warm run takes seconds. Each step prints what it does and how long
 # it took; a failing step names itself and what to do.
 #
-# Steps: python, pulumi, docker, registry, base-os-image, wheelhouse, pulumi-backend.
+# Steps: python, pulumi, docker, swarm, registry, base-os-image, wheelhouse, pulumi-backend.
 # Run a subset with `scripts/setup.sh docker registry`.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -102,6 +102,27 @@ step_docker() {
   say "Docker Engine $(docker info -f '{{.ServerVersion}}') is running"
 }
 
+# 3b. Swarm mode, for InferenceDeployment's swarm target: a single-node swarm when none is active.
+#     MLDEPLOY_SWARM_ADVERTISE_ADDR: the address other nodes reach this manager on (default 127.0.0.1,
+#     which only this machine can use; see README "Adding worker nodes").
+step_swarm() {
+  local state; state="$(docker info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"
+  case "$state" in
+    active)
+      say "swarm is active: node $(docker info -f '{{.Swarm.NodeID}}'), $(docker info -f '{{.Swarm.Nodes}}') node(s), manager: $(docker info -f '{{.Swarm.ControlAvailable}}')" ;;
+    inactive|"")
+      local addr="${MLDEPLOY_SWARM_ADVERTISE_ADDR:-127.0.0.1}"
+      say "no swarm is active: initialising a single-node swarm (docker swarm init --advertise-addr $addr)"
+      docker swarm init --advertise-addr "$addr" >"$LOGS/swarm-init.log" 2>&1 \
+        || fail "docker swarm init failed: $(tail -2 "$LOGS/swarm-init.log")"
+      say "this Docker Engine is now a swarm manager (node $(docker info -f '{{.Swarm.NodeID}}')); join workers with: docker swarm join-token worker" ;;
+    *) fail "this Docker Engine's swarm state is '$state'; fix it (docker swarm leave --force, or unlock it) and rerun" ;;
+  esac
+  if [ ! -e /proc/net/ip_vs ]; then
+    say "note: this kernel has no IPVS, so Swarm's routing mesh cannot publish ports; swarm deployments publish through their nginx front in host mode"
+  fi
+}
+
 # 4. Local OCI registry: distribution on a unix socket, nginx in front on
 #    127.0.0.1:$MLDEPLOY_REGISTRY_PORT doing bcrypt basic auth with per-role rules.
 step_registry() {
@@ -187,7 +208,7 @@ step_pulumi_backend() {
 }
 
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker registry base-os-image wheelhouse pulumi-backend)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker swarm registry base-os-image wheelhouse pulumi-backend)
 total=$SECONDS
 for s in "${STEPS[@]}"; do run_step "$s"; done
 printf 'setup complete in %ss (state: %s)\n' "$((SECONDS - total))" "$MLDEPLOY_HOME"

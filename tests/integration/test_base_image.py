@@ -203,6 +203,7 @@ def test_unchanged_noop_then_dockerfile_and_build_arg_edits_rebuild_then_destroy
     assert project.ops() == {"img": "update"}
     pre = project.preview()
     assert "context_digest" in pre.output, pre.output
+    assert not built(pre) and "pushed" not in pre.output  # preview never builds or pushes
     third = project.up()
     assert built(third) and "step 5/5: RUN echo edited" in third.output, third.output
     outs3 = project.outputs()
@@ -342,3 +343,14 @@ def test_invalid_inputs_fail_the_check(project: Project, tmp_path: Path, setting
     assert res.returncode != 0
     assert "repository" in res.output and "starts with a registry address" in res.output, res.output
     assert "tag" in res.output and "not a valid tag" in res.output
+
+
+def test_push_with_a_pull_only_identity_is_refused(project: Project, tmp_path: Path, demo_base: DemoBase, push_creds: Creds, settings: Settings) -> None:
+    repo = f"pytest/pullonly-{uuid.uuid4().hex[:6]}"
+    ctx = make_context(tmp_path)
+    program = child_program(ctx, repo, demo_base.ref, "pull-only", creds="service_principal=pusher,")
+    project.write(program.replace("role='AcrPush'", "role='AcrPull'"))
+    res = project.up(check=False)
+    assert res.returncode != 0
+    assert "pushing needs an AcrPush identity" in res.output, res.output
+    assert repo_tags(settings, push_creds, repo) == []

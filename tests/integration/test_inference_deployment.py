@@ -151,6 +151,6 @@ def test_bad_input_fails_at_preview(project: Project, tmp_path: Path, demo_base:
     assert "entryscript: unknown field" in res.output
 
     (demo / "inferenceconfig.json").write_text('{"entryScript": "score.py", "sourceDirectory": "src"}')
-    project.write(PROGRAM.format(demo=str(demo), svc="it-bad", port=18891, base=demo_base).replace('"local", "port"', '"aks", "port"'))
+    project.write(PROGRAM.format(demo=str(demo), svc="it-bad", port=18891, base=demo_base).replace('"local", "port"', '"aks", "port"').replace("health_timeout=60", "health_timeout=60, target='local'"))
     res = project.preview(check=False)
     assert "computeType 'aks'" in res.output and "not run by the local target" in res.output

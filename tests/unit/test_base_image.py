@@ -40,7 +40,7 @@ class FakeEngine:
         self.w.local[ref] = self.w.local.get(image, image)
 
     def push(self, ref, auth):  # type: ignore[no-untyped-def]
-        if self.w.refuse:
+        if self.w.refuse or self.w.refuse_push:
             raise AuthError("refused")
         image_id = self.w.local[ref]
         digest = "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
@@ -101,6 +101,7 @@ class World:
         self.facts = ProbedFacts(DEBIAN, "3.11.2", None)
         self.build_error = False
         self.refuse = False
+        self.refuse_push = False  # an AcrPull identity: may read, not push
 
     def ops(self, kind: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == kind]
@@ -115,7 +116,8 @@ class FakeProvider(BaseImageProvider):
     def _registry_client(self, reg, auth):  # type: ignore[no-untyped-def]
         return FakeRegistry(self.world)
 
-    def _credentials(self, reg):  # type: ignore[no-untyped-def]
+    def _credentials(self, reg, role="AcrPush"):  # type: ignore[no-untyped-def]
+        self.world.calls.append(("credentials", role))
         return contextlib.nullcontext({"username": "u", "password": "p"})
 
 
@@ -253,6 +255,13 @@ def test_conda_requirement_says_conda_cannot_be_downloaded_here(provider: FakePr
     assert "Conda cannot be downloaded on this machine" in exc.value.message
 
 
+def test_refused_push_says_a_push_identity_is_needed(provider: FakeProvider, world: World, ctx: Path) -> None:
+    world.refuse_push = True
+    with pytest.raises(AuthError) as exc:
+        provider.create(checked(provider, inputs(ctx, requirements=None)))
+    assert "pushing needs an AcrPush identity" in str(exc.value)
+
+
 def test_failed_build_pushes_nothing(provider: FakeProvider, world: World, ctx: Path) -> None:
     world.build_error = True
     with pytest.raises(BuildError) as exc:
@@ -266,7 +275,7 @@ def test_update_requirements_only_rechecks_recorded_facts(provider: FakeProvider
     olds = provider.create(dict(news)).outs
     world.calls.clear()
     ok = provider.update("id", olds, checked(provider, inputs(ctx, requirements={"python": ">=3.11"}))).outs
-    assert world.calls == [] and ok["digest"] == olds["digest"]
+    assert [c for c in world.calls if c[0] != "credentials"] == [] and ok["digest"] == olds["digest"]
     with pytest.raises(ValidationError) as exc:
         provider.update("id", olds, checked(provider, inputs(ctx, requirements={"python": ">=3.12"})))
     assert "python >=3.12: found python 3.11.2" in exc.value.message
@@ -295,6 +304,7 @@ def test_read(provider: FakeProvider, world: World, ctx: Path) -> None:
     assert provider.read("id", outs).outs["tags"] == ["v1", outs["content_tag"]]
     world.registry["demo/base"]["v1"] = "sha256:" + "9" * 64  # the tag moved
     assert provider.read("id", outs).outs["tags"] == [outs["content_tag"]]
+    assert ("credentials", "AcrPull") in world.calls  # reading needs no push rights
     world.refuse = True
     with pytest.raises(AuthError):
         provider.read("id", outs)

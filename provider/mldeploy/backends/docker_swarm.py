@@ -286,6 +286,8 @@ def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int |
         '        return 401 \'{"error": "missing or invalid key: send Authorization: Bearer <key>"}\\n\';\n'
         "      }\n"
         "      proxy_set_header Authorization \"\";\n"
+        "      proxy_set_header Host $host;\n"
+        "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         if auth_enabled
         else ""
     )
@@ -313,8 +315,6 @@ http {{
     proxy_read_timeout {read_timeout}s;
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries 3;
-    proxy_set_header Host $host;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     # The liveness route stays open, as on Azure.
     location = / {{
       proxy_pass http://$mldeploy_backend;
@@ -525,7 +525,7 @@ class Swarm:
             done_updating = (state == _DONE) if rollout else True
             if done_updating and len(running) >= want:
                 return
-            if not rollout and self._failed(name, image, since):
+            if not rollout and any(_fatal(t) for t in self._failed(name, image, since)):
                 raise BackendError(f"swarm service {name} did not start: {self._failure_report(name, image, since)}")
             line = f"{name}: {len(running)}/{want} tasks running healthy" + (f", update {state or 'pending'}" if rollout else "")
             if line != last:
@@ -579,6 +579,136 @@ class Swarm:
             time.sleep(1)
 
 
+# -- a deployment, end to end ---------------------------------------------------------------------
+def front_image(registry: str, base_os_image: str, push_auth: dict[str, str], log_path: str, progress: Callable[[str], None]) -> str:
+    """The nginx front image, built once FROM the base OS image and pushed; returns it by digest."""
+    import tempfile
+    from pathlib import Path
+
+    from .docker_engine import DockerEngine
+
+    dockerfile = FRONT_DOCKERFILE.format(base=base_os_image)
+    repo = f"{registry}/mldeploy/swarm-front"
+    ref = f"{repo}:{short_hash(dockerfile)}"
+    engine = DockerEngine(progress=progress)
+    try:
+        engine.inspect(ref)
+    except NotFound:
+        with tempfile.TemporaryDirectory(prefix="mldeploy-front-") as ctx:
+            (Path(ctx) / "Dockerfile").write_text(dockerfile)
+            progress(f"building the nginx front image {ref} (log: {log_path})")
+            engine.build(ctx, "Dockerfile", ref, {}, log_path, label="front image")
+    return f"{repo}@{engine.push(ref, push_auth)}"
+
+
+def deploy(
+    *,
+    service: str,
+    image: str,
+    front: str,
+    entry_script: str,
+    deployment: dict[str, Any],
+    port: int,
+    labels: dict[str, str],
+    keys: tuple[str, str] | None,
+    registry: str,
+    pull_auth: dict[str, str],
+    timeout: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Create or update the deployment's network, model service, front, config and secret; wait for Swarm.
+
+    Order: the model service first (a rollout that Swarm rolls back stops here, with the front and the
+    keys untouched), then the front's configuration and the front. Returns facts for the outputs.
+    """
+    sw = Swarm(progress, registry, pull_auth)
+    sw.require_manager()
+    s = settings_from_deployment(deployment)
+    n = names(service)
+    mode = publish_mode()
+    sw.ensure_network(n["network"], labels)
+
+    spec = model_service_spec(service, image, entry_script, s, labels, n["network"])
+    rollout, since = sw.apply(spec)
+    progress(
+        f"{n['model']}: {'rolling update (start-first, one task at a time)' if rollout else 'converging'} to {s.replicas} "
+        f"replica(s) of {image.rsplit('/', 1)[-1][:40]}"
+    )
+    sw.wait(n["model"], image, s.replicas, rollout, timeout, since)
+
+    conf = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms)
+    config = sw.ensure_config(f"{n['front']}-conf-{short_hash(conf)}", conf, labels)
+    secret = None
+    if s.auth_enabled:
+        if not keys:
+            raise BackendError("authEnabled is true but no keys were generated")
+        body = keys_file(*keys)
+        secret = sw.ensure_secret(f"{n['front']}-keys-{short_hash(body)}", body, labels)
+    fspec = front_service_spec(service, front, port, mode, config, secret, labels, n["network"])
+    frollout, fsince = sw.apply(fspec)
+    sw.wait(n["front"], front, None, frollout, timeout, fsince)
+    sw.prune_objects(service, {config[1]} | ({secret[1]} if secret else set()))
+    _wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60))
+    progress(f"serving on port {port} ({mode} mode publish){', keys required' if s.auth_enabled else ''}")
+    return {"replicas": s.replicas, "image": image, "publish_mode": mode, "network": n["network"], "front_service": n["front"], "swarm_service": n["model"]}
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    """The front answers the liveness route through to a model task (from this node)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(url, timeout=3)
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code}"
+        except requests.RequestException as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise BackendError(f"the front does not answer {url} after {timeout:.0f}s: {last}")
+
+
+def read(service: str) -> dict[str, Any]:
+    """What runs: replicas and image of the model service, and whether the front is there. ``NotFound`` if the model service is gone."""
+    sw = Swarm(lambda _m: None)
+    n = names(service)
+    svc = sw.inspect(n["model"])
+    spec = svc["Spec"]
+    running = [t for t in sw.tasks(n["model"], desired="running") if t["Status"]["State"] == "running"]
+    try:
+        sw.inspect(n["front"])
+        front = True
+    except NotFound:
+        front = False
+    return {
+        "replicas": int(spec["Mode"].get("Replicated", {}).get("Replicas", 0)),
+        "image": spec["TaskTemplate"]["ContainerSpec"]["Image"],
+        "running": len(running),
+        "front": front,
+    }
+
+
+def remove(service: str) -> None:
+    """Remove the deployment's services, network, configs and secrets. Not in a swarm: there is nothing to remove."""
+    sw = Swarm(lambda _m: None)
+    if (sw.api.info().get("Swarm") or {}).get("LocalNodeState") != "active":
+        return
+    try:
+        sw.remove_deployment(service)
+    except docker.errors.APIError as exc:
+        raise BackendError(f"removing swarm deployment {service}: {_explain(exc)}") from exc
+
+
+def _fatal(task: dict[str, Any]) -> bool:
+    """A task failure that retrying will not fix: the server exited (e.g. init() raised), or the node refused the task
+    (e.g. the image cannot be pulled). Swarm's own transient errors (e.g. moby/moby#31698) are retried by Swarm."""
+    status = task["Status"]
+    return status["State"] == "rejected" or "non-zero exit" in (status.get("Err") or "")
+
+
 def _strip_force(template: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in template.items() if k != "ForceUpdate"}
 
@@ -590,11 +720,15 @@ __all__ = [
     "RolledBack",
     "ServiceSettings",
     "Swarm",
+    "deploy",
+    "front_image",
     "front_service_spec",
     "keys_file",
     "model_service_spec",
     "nginx_conf",
     "publish_mode",
+    "read",
+    "remove",
     "settings_from_deployment",
     "unsupported",
 ]

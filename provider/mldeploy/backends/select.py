@@ -37,7 +37,7 @@ def identity_store(registry: str | None, field: str = "registry") -> IdentitySto
         return HtpasswdIdentityStore(settings.registry_dir, settings.registry)
     raise ValidationError(
         field,
-        f"unknown registry {registry!r}; use 'local' (the embedded registry at {settings.registry}). "
+        f"unknown registry {registry!r}; use 'local' (the embedded registry at {settings.registry}), "
         "or 'azure:<ARM id of an Azure ML workspace or container registry>'.",
     )
 

@@ -62,13 +62,24 @@ class ModelService(ComponentResource):
         registry: str = "local",
         push_identity: ServicePrincipal | None = None,
         model_tags: dict[str, str] | None = None,
+        target: Input[str] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
+        """``target``: ``"local"``/``"swarm"`` (or unset: the deployment's default), or the azure target
+        ``azure:<workspace ARM id>`` (a string or an Output, e.g. from a pulumi-azure-native Workspace):
+        then the models go to the workspace's registry, the identities are Entra service principals on
+        the workspace's container registry, the base image is pushed there, and the deployment is a
+        managed online endpoint. The rest of the program does not change."""
         super().__init__("mldeploy:index:ModelService", name, None, opts)
         child = ResourceOptions(parent=self)
+        on_azure = target is not None and (not isinstance(target, str) or target.startswith("azure:"))
+        model_registry: Input[str] = "local"
+        if on_azure:
+            registry = target  # type: ignore[assignment]
+            model_registry = target  # type: ignore[assignment]
 
         versions = [
-            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=model_tags, registry="local", opts=child)
+            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=model_tags, registry=model_registry, opts=child)
             for model, path in models.items()
         ]
         push = push_identity or ServicePrincipal(f"{name}-push", role="AcrPush", display_name=f"{service_name}-push", registry=registry, opts=child)
@@ -84,7 +95,7 @@ class ModelService(ComponentResource):
                 repository=base_image.repository or f"mldeploy/{service_name}-base",
                 tag=base_image.tag,
                 build_args=base_image.build_args,
-                registry=registry,
+                registry="local" if on_azure else registry,  # on azure: the push identity's registry
                 service_principal=push,
                 requirements=base_image.requirements,
                 opts=child,
@@ -104,6 +115,7 @@ class ModelService(ComponentResource):
             pull_identity=pull,
             base_image=base_ref,
             base_python_version=base_python,
+            target=target,  # type: ignore[arg-type]
             opts=child,
         )
         self.scoring_uri = deployment.scoring_uri

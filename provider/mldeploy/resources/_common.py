@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from ..errors import ValidationError
@@ -17,7 +18,8 @@ from ..errors import ValidationError
 
 def is_unknown(value: Any) -> bool:
     """True when a value is not known yet (a preview of an output that is still to be computed)."""
-    if value is rpc.UNKNOWN or value == rpc.UNKNOWN:
+    # Pulumi 3.259 hands providers unknowns as ``pulumi.output.Unknown`` objects; older engines as a sentinel string.
+    if isinstance(value, Unknown) or value is rpc.UNKNOWN or value == rpc.UNKNOWN:
         return True
     if isinstance(value, dict):
         return any(is_unknown(v) for v in value.values())

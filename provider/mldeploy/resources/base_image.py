@@ -244,17 +244,17 @@ def _label(props: Mapping[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def credentials(reg: RegistryModel) -> Iterator[dict[str, str] | None]:
-    """Push credentials for one operation, as a docker ``auth_config`` (None for a public registry).
+def credentials(reg: RegistryModel, role: str = "AcrPush") -> Iterator[dict[str, str] | None]:
+    """Credentials for one operation, as a docker ``auth_config`` (None for a public registry).
 
-    The workspace's registry: a fresh ``AcrPush`` identity from the workspace's
-    identity store, revoked when the operation ends.
+    The workspace's registry: a fresh identity with ``role`` from the workspace's
+    identity store (``AcrPull`` is enough to read), revoked when the operation ends.
     """
     if isinstance(reg, PrivateRegistry):
         yield {"username": reg.username, "password": reg.password.get_secret_value()}
     elif isinstance(reg, WorkspaceRegistry):
         store = select.identity_store(reg.address)
-        ident, secret = store.create(WORKSPACE_IDENTITY, "AcrPush", 1)
+        ident, secret = store.create(WORKSPACE_IDENTITY, role, 1)
         try:
             yield {"username": ident.client_id, "password": secret}
         finally:
@@ -324,8 +324,8 @@ class BaseImageProvider(dynamic.ResourceProvider):
     def _registry_client(self, reg: RegistryModel, auth: dict[str, str] | None) -> ImageRegistry:
         return _oci(reg, auth)
 
-    def _credentials(self, reg: RegistryModel) -> contextlib.AbstractContextManager[dict[str, str] | None]:
-        return credentials(reg)
+    def _credentials(self, reg: RegistryModel, role: str = "AcrPush") -> contextlib.AbstractContextManager[dict[str, str] | None]:
+        return credentials(reg, role)
 
     # -- check / diff --------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
@@ -419,10 +419,14 @@ class BaseImageProvider(dynamic.ResourceProvider):
             progress(label, f"found {facts.os_label}, python {facts.python_version or 'none'}, conda {facts.conda_version or 'none'}")
             _require(props, facts, f"image {content_ref if adopted else local.id[:19]}")
             engine.tag(local.id, str(target))
-            if not adopted:
-                progress(label, f"pushing {content_ref}")
-                engine.push(content_ref, auth)
-            digest = engine.push(str(target), auth)
+            try:
+                if not adopted:
+                    progress(label, f"pushing {content_ref}")
+                    engine.push(content_ref, auth)
+                digest = engine.push(str(target), auth)
+            except AuthError as exc:
+                who = f"identity {auth['username']!r}" if auth else "anonymous access"
+                raise AuthError(f"{exc}\n{reg.address} refused a push by {who}: pushing needs an AcrPush identity") from exc
             progress(label, f"pushed {target.pinned(digest)}")
         return {
             **props,
@@ -483,7 +487,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
         repo, digest = props.get("repository"), props.get("digest")
         if not repo or not digest:
             return dynamic.ReadResult(id_, props)
-        with self._credentials(reg) as auth:
+        with self._credentials(reg, "AcrPull") as auth:
             registry = self._registry_client(reg, auth)
             try:
                 registry.manifest_digest(repo, digest)

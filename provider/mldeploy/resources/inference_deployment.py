@@ -42,10 +42,12 @@ from pulumi import Input, Output, ResourceOptions, dynamic
 from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import MldeployError, NotFound, ValidationError
 from ..settings import Settings
+from . import _azure_deploy as _azure
 from ._common import is_unknown, progress, run_checks
 
 KIND = "InferenceDeployment"
-TARGETS = ("local",)
+TARGETS = ("local", "swarm")
+COMPUTE_TYPES = {"local": ("local",), "swarm": ("aks", "local")}  # which computeTypes each target runs
 DEFAULT_PORT = 8890
 REPLACE_KEYS = ("service_name", "target")
 UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest", "environment_lock")
@@ -53,6 +55,11 @@ UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest
 
 # -- check ------------------------------------------------------------------
 def _check_target(news: dict[str, Any]) -> None:
+    if _azure.is_azure(news):  # azure:<workspace ARM id>
+        from ..backends.azure import parse_target
+
+        parse_target(news["target"], "target")
+        return
     if news.get("target") not in TARGETS and not is_unknown(news.get("target")):
         raise ValidationError("target", f"unknown target {news.get('target')!r}; valid targets: {', '.join(TARGETS)}")
 
@@ -115,6 +122,8 @@ def _resolve_environment(news: dict[str, Any]) -> None:
 
     inference = news.get("inference")
     base = news.get("base_image")
+    if _azure.is_azure(news):
+        return  # Azure ML builds the environment from the conda file itself
     if not isinstance(inference, dict) or is_unknown(base) or not base or is_unknown(news.get("base_python_version")):
         return  # resolved at deploy time, once the base image is known
     conda_file = inference.get("conda_file")
@@ -149,24 +158,30 @@ def _resolve_deployment(news: dict[str, Any]) -> None:
     else:
         dc = parse(DeploymentConfig, doc or {}, "deployment_config")
         source = "deployment_config"
-    if dc.compute_type != "local":
+    target = news.get("target") or "local"
+    allowed = ("local", "aci", "aks") if _azure.is_azure(news) else COMPUTE_TYPES.get(target, ("local",))
+    if dc.compute_type not in allowed:
         raise ValidationError(
             "deployment_config.computeType",
-            f"computeType {dc.compute_type!r} (in {source}) is not run by the {news.get('target', 'local')} target yet; use 'local'",
+            f"computeType {dc.compute_type!r} (in {source}) is not run by the {target} target yet; use {' or '.join(map(repr, allowed))}",
         )
     news["deployment"] = dc.model_dump(by_alias=True, exclude_none=True)
+    if target == "swarm":
+        _check_swarm_fields(news, source)
     news["port"] = dc.port or DEFAULT_PORT
 
 
-def _check_port(news: dict[str, Any]) -> None:
+def _check_port(news: dict[str, Any], olds: dict[str, Any] | None = None) -> None:
+    """The port must be free, or held by this deployment (under its new or, when it is being renamed, its old name)."""
     from ..backends import docker_runtime
 
     port = news.get("port")
-    if not isinstance(port, (int, float)) or not docker_runtime.port_in_use(int(port)):
+    if _azure.is_azure(news) or not isinstance(port, (int, float)) or not docker_runtime.port_in_use(int(port)):
         return
     port = int(port)
     owner = docker_runtime.owner_of_port(port)
-    if owner is None or owner.labels.get(docker_runtime.LABEL_SERVICE) != news.get("service_name"):
+    ours = {news.get("service_name"), (olds or {}).get("service_name")} - {None}
+    if owner is None or owner.labels.get(docker_runtime.LABEL_SERVICE) not in ours:
         who = f"container {owner.name}" if owner else "another process"
         raise ValidationError("deployment_config.port", f"port {port} is in use by {who}; choose a free port in the deployment config")
 
@@ -174,6 +189,116 @@ def _check_port(news: dict[str, Any]) -> None:
 def _check_base_image(news: dict[str, Any]) -> None:
     if not news.get("base_image") and not is_unknown(news.get("base_image")):
         raise ValidationError("base_image", "no base image: pass base_image (e.g. a BaseImage's image_ref) or set baseImage in the inference config")
+
+
+def _select_target(news: dict[str, Any]) -> None:
+    """No target given (argument or stack config ``mldeploy:target``): computeType ``aks`` selects ``swarm``."""
+    if news.get("target") or is_unknown(news.get("target")):
+        return
+    news["target"] = "local"
+    doc = news.get("deployment_config")
+    try:
+        dc = DeploymentConfig.from_file(doc) if isinstance(doc, str) else parse(DeploymentConfig, doc or {}, "deployment_config")
+    except (ValidationError, TypeError):
+        return  # _resolve_deployment reports it
+    if dc.compute_type == "aks":
+        news["target"] = "swarm"
+
+
+def _check_swarm_fields(news: dict[str, Any], source: str) -> None:
+    from ..backends import docker_swarm
+
+    errors, warnings = docker_swarm.unsupported(news["deployment"])
+    for w in warnings:
+        progress(f"{KIND} {news.get('service_name')}", f"warning: {w}")
+    if errors:
+        field = errors[0][0] if len(errors) == 1 else "(several fields)"
+        detail = "; ".join(f"{f}: {m}" for f, m in errors)
+        raise ValidationError(f"deployment_config.{field}", f"the swarm target cannot honour this (in {source}): {detail}")
+
+
+def _check_swarm(news: dict[str, Any]) -> None:
+    if news.get("target") != "swarm":
+        if news.get("regenerate_key"):
+            raise ValidationError("regenerate_key", "keys exist only on the swarm target with authEnabled: true")
+        return
+    name = news.get("service_name")
+    if isinstance(name, str) and len(name) > 48:
+        raise ValidationError("service_name", f"{name!r}: at most 48 characters on the swarm target (services are named mldeploy-<name>-front)")
+    regen = news.get("regenerate_key")
+    if regen and not is_unknown(regen) and str(regen).split(":", 1)[0] not in ("primary", "secondary"):
+        raise ValidationError("regenerate_key", f"{regen!r}: use 'primary:<anything>' or 'secondary:<anything>'; a change of the value regenerates that key")
+
+
+# -- swarm target -----------------------------------------------------------
+def _swarm_keys(olds: dict[str, Any], news: dict[str, Any], label: str) -> dict[str, Any]:
+    """The primary and secondary keys: kept, generated when first needed, or one regenerated (as ``az ml service regen-key``)."""
+    if not (news.get("deployment") or {}).get("authEnabled"):
+        return {"primary_key": None, "secondary_key": None}
+    keys = {k: olds.get(k) or secrets.token_urlsafe(32) for k in ("primary_key", "secondary_key")}
+    regen = news.get("regenerate_key")
+    if olds and regen and regen != olds.get("regenerate_key"):
+        which = str(regen).split(":", 1)[0]
+        keys[f"{which}_key"] = secrets.token_urlsafe(32)
+        progress(label, f"regenerated the {which} key; the previous {which} key is refused once the front is updated")
+    return keys
+
+
+def _swarm_deploy(props: dict[str, Any], label: str, image_ref: str, digest: str, log_path: str) -> dict[str, Any]:
+    from ..backends import docker_swarm as sw
+
+    settings = Settings.from_env()
+    service, dep, port = props["service_name"], props.get("deployment") or {}, int(props["port"])
+    labels = sw.base_labels(service, props.get("stack") or "", props.get("resource_urn") or "", dep.get("tags"), dep.get("description"))
+    say = lambda m: progress(label, m)  # noqa: E731
+    front = sw.front_image(settings.registry, settings.base_os_image, _auth(props, "push"), str(settings.logs_dir / "swarm-front-build.log"), say)
+    keys = (props["primary_key"], props["secondary_key"]) if props.get("primary_key") else None
+    replicas = int(dep.get("numReplicas") or 1)
+    facts = sw.deploy(
+        service=service, image=image_ref, front=front, entry_script=props["inference"]["entry_script"], deployment=dep, port=port,
+        labels=labels, keys=keys, registry=settings.registry, pull_auth=_auth(props, "pull"),
+        timeout=float(props.get("health_timeout") or 120) * max(1, replicas), progress=say,
+    )  # fmt: skip
+    return {
+        **props,
+        "image_ref": image_ref,
+        "derived_digest": digest,
+        "container_id": None,
+        "container_name": facts["swarm_service"],
+        "replicas": facts["replicas"],
+        "running_image": image_ref,
+        "front_image": front,
+        "publish_mode": facts["publish_mode"],
+        "state": "running",
+        "scoring_uri": f"http://127.0.0.1:{port}/score",
+        "swagger_uri": f"http://127.0.0.1:{port}/swagger.json",
+        "build_log": log_path,
+        "deployed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+def _swarm_read(id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+    from ..backends import docker_swarm as sw
+
+    try:
+        facts = sw.read(props.get("service_name") or id_)
+    except NotFound:
+        return dynamic.ReadResult(None, {})
+    state = "running" if facts["front"] and facts["running"] >= facts["replicas"] else "degraded"
+    return dynamic.ReadResult(id_, {**props, "replicas": facts["replicas"], "running_image": facts["image"], "state": state})
+
+
+def _swarm_drift(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+    """What ``refresh`` found changed out of band, or a key to regenerate: each needs an update."""
+    if news.get("target") != "swarm" or olds.get("target") != "swarm":
+        return []
+    drift = ["regenerate_key"] if (news.get("regenerate_key") or None) != (olds.get("regenerate_key") or None) else []
+    want = int((news.get("deployment") or {}).get("numReplicas") or 1) if not is_unknown(news.get("deployment")) else None
+    if olds.get("replicas") is not None and want is not None and int(olds["replicas"]) != want:
+        drift.append("replicas")
+    if olds.get("running_image") and olds.get("running_image") != olds.get("image_ref"):
+        drift.append("running_image")
+    return drift
 
 
 # -- helpers ----------------------------------------------------------------
@@ -213,6 +338,8 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     progress(label, f"pushing {repo}:{tag}")
     pushed = engine.push(f"{repo}:{tag}", _auth(props, "push"))
     image_ref = f"{repo}@{pushed}"
+    if props.get("target") == "swarm":  # Swarm's nodes pull it, with the pull-only identity
+        return _swarm_deploy(props, label, image_ref, digest, log_path)
     engine.pull(image_ref, _auth(props, "pull"))  # as the deployment: with the pull-only identity
 
     port = int(props["port"])
@@ -258,21 +385,42 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         news = {**news}
-        news.setdefault("target", "local")
-        return run_checks(
-            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image, _resolve_environment, _check_port
-        )
+        _select_target(news)
+        result = run_checks(
+            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image, _resolve_environment,
+            _check_swarm,
+        )  # fmt: skip
+        try:
+            _check_port(news, olds)
+        except ValidationError as exc:
+            result.failures.append(dynamic.CheckFailure(exc.field, exc.message))
+        return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
         updates = [k for k in UPDATE_KEYS if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
         not_running = olds.get("state") not in (None, "running")
+        updates += _swarm_drift(olds, news)
         return dynamic.DiffResult(changes=bool(replaces or updates or not_running), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         label = f"{KIND} {props['service_name']}"
         from ..backends import docker_runtime as rt
 
+        if _azure.is_azure(props):
+            return _azure.create(props)
+        if props.get("target") == "swarm":
+            from ..backends import docker_swarm
+
+            props = {**props, **_swarm_keys({}, props, label)}
+            try:
+                return dynamic.CreateResult(props["service_name"], _deploy(props, label))
+            except MldeployError:
+                try:
+                    docker_swarm.remove(props["service_name"])  # nothing half-made is left behind
+                except MldeployError as exc:
+                    progress(label, f"could not clean up the failed deployment: {exc}")
+                raise
         for old in rt.find(props["service_name"]):  # leftovers of a failed or out-of-band-broken deployment
             if old.status != "running":
                 rt.remove(old.id)
@@ -285,6 +433,10 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         from ..backends import docker_runtime as rt
 
+        if _azure.is_azure(props):
+            return _azure.read(id_, props)
+        if props.get("target") == "swarm":
+            return _swarm_read(id_, props)
         try:
             c = rt.get(props.get("container_id") or "")
         except NotFound:
@@ -295,6 +447,10 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         from ..backends import docker_runtime as rt
 
         label = f"{KIND} {news['service_name']}"
+        if _azure.is_azure(news):
+            return _azure.update(olds, news)
+        if news.get("target") == "swarm":
+            news = {**news, **_swarm_keys(olds, news, label)}
         outs = _deploy(news, label)
         for old in rt.find(news["service_name"]):
             if old.id != outs["container_id"]:
@@ -310,6 +466,12 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         from ..backends import docker_runtime as rt
 
+        if _azure.is_azure(props):
+            return _azure.delete(props)
+        if props.get("target") == "swarm":
+            from ..backends import docker_swarm
+
+            docker_swarm.remove(props.get("service_name", id_))
         for c in rt.find(props.get("service_name", id_)):
             rt.remove(c.id)
         _delete_image(props.get("image_ref"), props)
@@ -346,6 +508,10 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     build_log: Output[str]
     container_name: Output[str]
     deployed_at: Output[str]
+    replicas: Output[int]
+    running_image: Output[str]
+    primary_key: Output[str]
+    secondary_key: Output[str]
 
     def __init__(
         self,
@@ -357,15 +523,21 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
         pull_identity: Any,
         deployment_config: str | dict[str, Any] | None = None,
         base_image: Input[str] | None = None,
-        target: str = "local",
+        target: str | None = None,
         health_timeout: int = 120,
         base_python_version: Input[str] | None = None,
         accept_image_python: bool = False,
+        regenerate_key: Input[str] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
+        """``target``: ``local`` or ``swarm``; unset, the stack config ``mldeploy:target``, else ``swarm`` when the
+        deployment config's computeType is ``aks`` and ``local`` otherwise. ``regenerate_key`` (swarm,
+        authEnabled): ``"primary:<tag>"`` or ``"secondary:<tag>"``; each change of the value regenerates that key."""
+        target = target or pulumi.Config("mldeploy").get("target")
+        urn = pulumi.resource.create_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", parent=opts.parent if opts else None)
         push_user, push_password = _identity(push_identity, "push_identity")
         pull_user, pull_password = _identity(pull_identity, "pull_identity")
-        opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password"]))
+        opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password", "primary_key", "secondary_key"]))
         super().__init__(
             InferenceDeploymentProvider(),
             resource_name,
@@ -384,6 +556,12 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "base_python_version": base_python_version,
                 "accept_image_python": accept_image_python,
                 "stack": pulumi.get_stack(),
+                "resource_urn": urn,
+                "regenerate_key": regenerate_key,
+                "replicas": None,
+                "running_image": None,
+                "primary_key": None,
+                "secondary_key": None,
                 "environment_lock": None,
                 "build_log": None,
                 "container_name": None,

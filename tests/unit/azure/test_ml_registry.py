@@ -126,7 +126,7 @@ def test_changed_files_fail_and_leave_nothing(registry, azure, model_dir) -> Non
     azure.on("DELETE", folder + "/model.pkl", (202, b"", {}), host=BLOB_HOST)
     with pytest.raises(ValidationError) as err:
         registry.create("iris", str(model_dir), stale, "", {}, {})
-    assert err.value.field == "path" and "changed while being registered" in err.value.message
+    assert err.value.field == "path" and "changed while being uploaded" in err.value.message
     assert azure.calls("PUT", "/versions/") == [], "nothing registered"
     assert len(azure.calls("DELETE", folder + "/model.pkl")) == 1
 

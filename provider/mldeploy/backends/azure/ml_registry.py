@@ -80,13 +80,7 @@ class AzureMlModelRegistry:
         return ml_client(self.workspace, self.credential, self._transport)
 
     def _container(self, ml: Any) -> tuple[Any, str]:
-        """The default datastore's blob container client, and the datastore's name."""
-        from azure.storage.blob import ContainerClient
-
-        ds = call("reading the workspace's default datastore", ml.datastores.get_default)
-        account_url = f"{getattr(ds, 'protocol', None) or 'https'}://{ds.account_name}.blob.{getattr(ds, 'endpoint', None) or 'core.windows.net'}"
-        kwargs = {"transport": self._transport} if self._transport is not None else {}
-        return ContainerClient(account_url, ds.container_name, credential=self.credential, **kwargs), ds.name
+        return default_container(ml, self.credential, self._transport)
 
     def _model(self, m: Any) -> RegisteredModel:
         props = dict(m.properties or {})
@@ -117,38 +111,11 @@ class AzureMlModelRegistry:
             )
 
     def _upload(self, container: Any, name: str, src: Path, digest: str) -> int:
-        hexdigest = digest.split(":", 1)[1]
-        folder = f"{PREFIX}/{name}/{hexdigest}"
-        marker = container.get_blob_client(f"{folder}.complete")
-        with azure_errors(f"checking stored files of {name}"):
-            if marker.exists():
-                sizes = marker.download_blob().readall().decode().strip()
-                return int(sizes or 0)
-        tree = hashlib.sha256()
-        total = 0
-        for rel, full in tree_files(src):
-            with open(full, "rb") as f:
-                reader = _HashingReader(f)
-                call(f"uploading {rel} of model {name}", container.upload_blob, f"{folder}/{rel}", reader, length=full.stat().st_size, overwrite=True)
-            tree.update(f"{rel}\0{reader.h.hexdigest()}\n".encode())
-            total += reader.n
-        got = f"sha256:{tree.hexdigest()}"
-        if got != digest:
-            self._delete_blobs(container, folder)
-            raise ValidationError(
-                "path", f"the files under {str(src)!r} changed while being registered (digest {got}, the program computed {digest}); run `pulumi up` again"
-            )
-        call(f"marking the files of {name} complete", marker.upload_blob, str(total).encode(), overwrite=True)
-        return total
+        return upload_verified(container, f"{PREFIX}/{name}/{digest.split(':', 1)[1]}", src, digest)
 
     @staticmethod
     def _delete_blobs(container: Any, folder: str) -> None:
-        with azure_errors(f"deleting {folder}"):
-            for blob in container.list_blobs(name_starts_with=folder + "/"):
-                container.delete_blob(blob.name)
-            marker = container.get_blob_client(f"{folder}.complete")
-            if marker.exists():
-                marker.delete_blob()
+        delete_blobs(container, folder)
 
     def create(self, name: str, path: str, digest: str, description: str, tags: dict[str, str], properties: dict[str, str]) -> RegisteredModel:
         from azure.ai.ml.constants import AssetTypes
@@ -205,6 +172,54 @@ class AzureMlModelRegistry:
         if digest and not any((v.properties or {}).get(DIGEST) == digest for v in self._versions(ml, name) if str(v.version) != str(version)):
             container, _ = self._container(ml)
             self._delete_blobs(container, f"{PREFIX}/{name}/{digest.split(':', 1)[1]}")
+
+
+def default_container(ml: Any, credential: Any, transport: Any) -> tuple[Any, str]:
+    """The workspace's default datastore as a blob ``ContainerClient``, and the datastore's name."""
+    from azure.storage.blob import ContainerClient
+
+    ds = call("reading the workspace's default datastore", ml.datastores.get_default)
+    account_url = f"{getattr(ds, 'protocol', None) or 'https'}://{ds.account_name}.blob.{getattr(ds, 'endpoint', None) or 'core.windows.net'}"
+    kwargs = {"transport": transport} if transport is not None else {}
+    return ContainerClient(account_url, ds.container_name, credential=credential, **kwargs), ds.name
+
+
+def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
+    """Upload a file or directory's files under ``folder/``, hashing the bytes sent; the total size.
+
+    Skipped when ``folder.complete`` exists (the same content is stored). Raises
+    ``ValidationError("path")`` and removes what it uploaded when the bytes do not
+    have ``digest``.
+    """
+    marker = container.get_blob_client(f"{folder}.complete")
+    with azure_errors(f"checking stored files under {folder}"):
+        if marker.exists():
+            return int(marker.download_blob().readall().decode().strip() or 0)
+    tree = hashlib.sha256()
+    total = 0
+    for rel, full in tree_files(src):
+        with open(full, "rb") as f:
+            reader = _HashingReader(f)
+            call(f"uploading {rel} to {folder}", container.upload_blob, f"{folder}/{rel}", reader, length=full.stat().st_size, overwrite=True)
+        tree.update(f"{rel}\0{reader.h.hexdigest()}\n".encode())
+        total += reader.n
+    got = f"sha256:{tree.hexdigest()}"
+    if got != digest:
+        delete_blobs(container, folder)
+        raise ValidationError(
+            "path", f"the files under {str(src)!r} changed while being uploaded (digest {got}, the program computed {digest}); run `pulumi up` again"
+        )
+    call(f"marking {folder} complete", marker.upload_blob, str(total).encode(), overwrite=True)
+    return total
+
+
+def delete_blobs(container: Any, folder: str) -> None:
+    with azure_errors(f"deleting {folder}"):
+        for blob in container.list_blobs(name_starts_with=folder + "/"):
+            container.delete_blob(blob.name)
+        marker = container.get_blob_client(f"{folder}.complete")
+        if marker.exists():
+            marker.delete_blob()
 
 
 def _iso(value: Any) -> str:

@@ -1,0 +1,290 @@
+"""InferenceDeployment on the swarm target, through the real engine and this machine's single-node swarm.
+
+3 replicas serve behind the front; a score.py edit rolls out under load with no failed request; an
+init() that raises is rolled back by Swarm while the old replicas keep answering; refresh + up repair
+an out-of-band `docker service rm` and `docker service scale`; keys are enforced, and rotating the
+primary refuses the old one; destroy leaves no service, network, config or secret.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from .harness import Project
+from .conftest import copy_demo as _copy_demo
+
+PORT = 18893
+SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+LABEL = "mldeploy.service"
+
+PROGRAM = """
+import json
+import pulumi
+from mldeploy import ServicePrincipal
+from mldeploy.resources.model_version import ModelVersion
+from mldeploy.resources.inference_deployment import InferenceDeployment
+D = {demo!r}
+mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")
+push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")
+pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")
+dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",
+    deployment_config=json.loads({dc!r}), models=[mv], push_identity=push, pull_identity=pull,
+    base_image={base!r}, health_timeout=60, regenerate_key={regen!r})
+pulumi.export("scoring_uri", dep.scoring_uri)
+pulumi.export("image_ref", dep.image_ref)
+pulumi.export("replicas", dep.replicas)
+pulumi.export("primary_key", dep.primary_key)
+pulumi.export("secondary_key", dep.secondary_key)
+"""
+
+
+def deployment_config(**extra: Any) -> str:
+    dc = {
+        "computeType": "aks",
+        "port": PORT,
+        "numReplicas": 3,
+        "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 0.5},
+        "livenessProbeRequirements": {"periodSeconds": 1, "initialDelaySeconds": 0, "timeoutSeconds": 2, "failureThreshold": 2},
+        "scoringTimeoutMs": 20000,
+        "maxConcurrentRequestsPerContainer": 2,
+        "tags": {"team": "it"},
+    }
+    dc.update(extra)
+    return json.dumps(dc)
+
+
+class Load:
+    """Bounded request loop on loopback: counts 200s, and every other answer or error as a failure."""
+
+    def __init__(self, uri: str, headers: dict[str, str] | None = None) -> None:
+        self.uri, self.headers = uri, headers or {}
+        self.ok, self.failed, self.answers = 0, 0, Counter[str]()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 400
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                r = requests.post(self.uri, json=SAMPLE, headers=self.headers, timeout=10)
+                if r.status_code == 200:
+                    self.ok += 1
+                    self.answers[json.dumps(r.json(), sort_keys=True)] += 1
+                else:
+                    self.failed += 1
+                    self.answers[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
+            except requests.RequestException as exc:
+                self.failed += 1
+                self.answers[f"error: {type(exc).__name__}"] += 1
+            time.sleep(0.02)
+
+    def __enter__(self) -> "Load":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _objects(svc: str) -> dict[str, list[str]]:
+    flt = f"label={LABEL}={svc}"
+    return {
+        kind: _docker(kind, "ls", "-q", "--filter", flt).split()
+        for kind in ("service", "config", "secret")
+    } | {"network": _docker("network", "ls", "-q", "--filter", flt).split()}
+
+
+def _score(uri: str, key: str | None = None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return requests.post(uri, json=SAMPLE, headers=headers, timeout=15)
+
+
+@pytest.fixture
+def swarm(settings) -> None:  # type: ignore[no-untyped-def]
+    state = _docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
+    if state != "active":
+        pytest.fail(f"the swarm tests need an active swarm (make setup runs docker swarm init); state: {state}", pytrace=False)
+
+
+@pytest.fixture
+def cleanup_swarm():  # type: ignore[no-untyped-def]
+    names: list[str] = []
+    yield names
+    for svc in names:  # whatever a failed test left behind
+        objs = _objects(svc)
+        for kind in ("service", "network", "config", "secret"):
+            for oid in objs[kind]:
+                for _ in range(30):
+                    if subprocess.run(["docker", kind, "rm", oid], capture_output=True).returncode == 0:
+                        break
+                    time.sleep(1)
+
+
+def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm, cleanup_swarm, settings) -> None:  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    demo = _copy_demo(tmp_path / "demo")
+    svc = f"sw-{project.name[-6:]}"
+    cleanup_swarm.append(svc)
+    model = f"mldeploy-{svc}"
+
+    def write(dc: str, regen: str | None = None) -> None:
+        project.write(PROGRAM.format(demo=str(demo), svc=svc, base=demo_base, dc=dc, regen=regen))
+
+    write(deployment_config())
+    project.up()
+    timings["create"] = time.monotonic() - t0
+    outs = project.outputs()
+    uri = outs["scoring_uri"]
+    assert uri == f"http://127.0.0.1:{PORT}/score"
+    assert outs["replicas"] == 3
+    spec = json.loads(_docker("service", "inspect", model))[0]["Spec"]
+    assert spec["Mode"]["Replicated"]["Replicas"] == 3
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == outs["image_ref"]
+    assert spec["TaskTemplate"]["Resources"]["Limits"] == {"NanoCPUs": 500_000_000, "MemoryBytes": 512 * 1024**2}
+    hc = spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]
+    assert (hc["Interval"], hc["Timeout"], hc["Retries"]) == (1_000_000_000, 2_000_000_000, 2)
+    assert spec["UpdateConfig"]["Order"] == "start-first" and spec["UpdateConfig"]["FailureAction"] == "rollback"
+    assert spec["UpdateConfig"]["Parallelism"] == 1
+    assert spec["Labels"]["mldeploy.stack"] == "test" and spec["Labels"]["mldeploy.urn"].endswith("::svc")
+    assert spec["Labels"]["mldeploy.tag.team"] == "it"
+    env = dict(e.split("=", 1) for e in spec["TaskTemplate"]["ContainerSpec"]["Env"])
+    assert env["SCORING_TIMEOUT_MS"] == "20000" and env["WORKER_COUNT"] == "2"
+    running = _docker("service", "ps", model, "--filter", "desired-state=running", "--format", "{{.CurrentState}}").splitlines()
+    assert len(running) == 3 and all(s.startswith("Running") for s in running), running
+    # Requests are spread over the replicas: each task's access log shows scoring requests.
+    for _ in range(30):
+        assert _score(uri).json() == {"predictions": ["setosa", "virginica"]}
+    logs = subprocess.run(["docker", "service", "logs", "--raw", "--no-task-ids", model], capture_output=True, text=True).stdout
+    assert logs.count("POST /score") >= 30
+    served_by = {
+        line.split()[0]
+        for line in subprocess.run(["docker", "service", "logs", model], capture_output=True, text=True).stdout.splitlines()
+        if "POST /score" in line
+    }
+    assert len(served_by) == 3, served_by
+
+    # A second up changes nothing.
+    assert project.ops() == {}
+
+    # score.py edit: Swarm rolls it out one task at a time, start-first; no request fails.
+    score = demo / "src" / "score.py"
+    good = score.read_text()
+    v2 = good.replace('return {"predictions"', 'return {"version": 2, "predictions"')
+    score.write_text(v2)
+    assert project.ops() == {"svc": "update"}
+    t = time.monotonic()
+    with Load(uri) as load:
+        project.up()
+        time.sleep(1)
+    timings["rollout"] = time.monotonic() - t
+    print(f"\nrollout under load: {load.ok} ok, {load.failed} failed in {timings['rollout']:.0f}s; answers: {dict(load.answers)}")
+    assert load.ok > 50 and load.failed == 0, (load.ok, load.failed, load.answers)
+    assert any('"version": 2' in a for a in load.answers)
+    assert _score(uri).json()["version"] == 2
+    v2_image = project.outputs()["image_ref"]
+    assert v2_image != outs["image_ref"]
+
+    # init() raises: Swarm rolls back, up fails with the traceback, the old replicas answer throughout.
+    score.write_text(v2.replace("def init():\n", "def init():\n    raise RuntimeError('model store offline')\n"))
+    t = time.monotonic()
+    with Load(uri) as load:
+        failed = project.up(check=False)
+    timings["rollback"] = time.monotonic() - t
+    print(f"failed rollout under load: {load.ok} ok, {load.failed} failed in {timings['rollback']:.0f}s")
+    assert failed.returncode != 0
+    assert "rolled back" in failed.output and "RuntimeError: model store offline" in failed.output, failed.output[-3000:]
+    assert load.ok > 20 and load.failed == 0, (load.ok, load.failed, load.answers)
+    assert set(load.answers) == {json.dumps({"predictions": ["setosa", "virginica"], "version": 2}, sort_keys=True)}
+    spec = json.loads(_docker("service", "inspect", model))[0]
+    assert spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == v2_image
+    assert spec["UpdateStatus"]["State"] == "rollback_completed"
+    score.write_text(v2)
+    assert project.ops() == {}
+
+    # Out of band: docker service rm -> refresh finds it gone -> up recreates it.
+    _docker("service", "rm", model)
+    project.refresh()
+    assert project.ops() == {"svc": "create"}
+    project.up()
+    assert _score(uri).json()["version"] == 2
+
+    # Out of band: docker service scale -> refresh reads 1 replica -> up restores 3.
+    _docker("service", "scale", "--detach", f"{model}=1")
+    project.refresh()
+    assert project.ops() == {"svc": "update"}
+    project.up()
+    assert json.loads(_docker("service", "inspect", model))[0]["Spec"]["Mode"]["Replicated"]["Replicas"] == 3
+    assert project.outputs()["replicas"] == 3
+
+    # authEnabled: keys generated by the provider, secrets in state, enforced by the nginx front.
+    t = time.monotonic()
+    write(deployment_config(authEnabled=True))
+    project.up()
+    keys = project.outputs()
+    k1, k2 = keys["primary_key"], keys["secondary_key"]
+    assert k1 and k2 and k1 != k2
+    state = project.export()
+    assert k1 not in state and k2 not in state  # encrypted in the state file
+    r = _score(uri)
+    assert r.status_code == 401 and "Bearer" in r.headers.get("WWW-Authenticate", "")
+    assert _score(uri, "not-a-key").status_code == 401
+    assert _score(uri, k1).status_code == 200 and _score(uri, k2).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{PORT}/", timeout=5).status_code == 200  # the liveness route stays open
+
+    # Rotate the primary: the old primary is refused, the new one and the secondary work.
+    write(deployment_config(authEnabled=True), regen="primary:1")
+    assert project.ops() == {"svc": "update"}
+    project.up()
+    keys = project.outputs()
+    assert keys["secondary_key"] == k2 and keys["primary_key"] != k1
+    assert _score(uri, k1).status_code == 401
+    assert _score(uri, keys["primary_key"]).status_code == 200 and _score(uri, k2).status_code == 200
+    timings["auth"] = time.monotonic() - t
+
+    # Destroy: no service, network, config or secret left.
+    t = time.monotonic()
+    project.destroy()
+    timings["destroy"] = time.monotonic() - t
+    assert _objects(svc) == {"service": [], "config": [], "secret": [], "network": []}
+    print(f"timings: { {k: round(v) for k, v in timings.items()} }, total {time.monotonic() - t0:.0f}s")
+
+
+def test_swarm_fields_checked_at_preview(project: Project, tmp_path: Path, demo_base: str) -> None:
+    demo = _copy_demo(tmp_path / "demo")
+    auto = deployment_config(autoScaler={"autoscaleEnabled": True, "minReplicas": 1, "maxReplicas": 4})
+    project.write(PROGRAM.format(demo=str(demo), svc="sw-bad", base=demo_base, dc=auto, regen=None))
+    res = project.preview(check=False)
+    assert res.returncode != 0
+    assert "deployment_config.autoScaler" in res.output and "Swarm has no autoscaler" in res.output
+
+    # computeType aci alone selects the local target; the stack config mldeploy:target selects swarm.
+    project.write(PROGRAM.format(demo=str(demo), svc="sw-bad", base=demo_base, dc=deployment_config(computeType="aci"), regen=None))
+    res = project.preview(check=False)
+    assert "computeType 'aci'" in res.output and "not run by the local target" in res.output
+    project.config("mldeploy:target", "swarm")
+    res = project.preview(check=False)
+    assert "computeType 'aci'" in res.output and "not run by the swarm target" in res.output and "use 'aks' or 'local'" in res.output
+
+    project.write(PROGRAM.format(demo=str(demo), svc="sw-bad", base=demo_base, dc=deployment_config(), regen="tertiary:1"))
+    res = project.preview(check=False)
+    assert "regenerate_key" in res.output and "'tertiary:1'" in res.output
+
+    # Fields that name an Azure place are ignored with a warning, and the preview succeeds.
+    project.write(PROGRAM.format(demo=str(demo), svc="sw-ok", base=demo_base, dc=deployment_config(location="westeurope"), regen=None))
+    res = project.preview()
+    assert "deployment_config.location is ignored by the swarm target" in res.output
