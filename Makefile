@@ -7,7 +7,7 @@ STACK ?= local
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help
+.PHONY: setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke
 
 help:
 	@echo "make setup        install and start everything (idempotent; seconds when warm)"
@@ -19,6 +19,7 @@ help:
 	@echo "make unit         unit tests only (no engine, no Docker)"
 	@echo "make bench        setup, timings vs Pulumi's floor and raw docker (BENCH_ARGS=--quick); bench/results/"
 	@echo "make mlflow-ui    the MLflow UI on 127.0.0.1:5500 over the local model registry"
+	@echo "make azure-smoke  the real lifecycle on Azure (needs a login and a subscription; costs money; never run by CI)"
 
 setup:
 	@bash scripts/setup.sh
@@ -28,6 +29,10 @@ test: setup
 
 unit:
 	@$(ENV) python -m pytest tests/unit $(PYTEST_ARGS)
+
+# Not part of `make test` or CI: creates real Azure resources (see the README's Azure section).
+azure-smoke: setup
+	@$(ENV) bash scripts/azure_smoke.sh
 
 integration: setup
 	@$(ENV) python -m pytest tests/integration $(PYTEST_ARGS)

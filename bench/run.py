@@ -248,6 +248,8 @@ class Bench:
         self.lock_text: str | None = None
         self.auth: dict[str, str] | None = None
         self.machine: dict[str, Any] = {}
+        self.services: list[str] = []
+        self.defer("local images left by destroyed stacks", self.remove_local_images)
         from mldeploy.settings import Settings
 
         self.settings = Settings.from_env()
@@ -267,6 +269,23 @@ class Bench:
             except Exception as exc:  # cleanup must go on
                 say(f"cleanup {what}: {exc}")
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def service(self, prefix: str) -> str:
+        name = f"{prefix}-{nonce()}"
+        self.services.append(name)
+        return name
+
+    def remove_local_images(self) -> None:
+        """`destroy` removes the derived image by digest (``repo@sha256:...``), which leaves its ``repo:tag`` locally."""
+        import docker
+
+        client = docker.from_env()
+        repos = {f"{self.settings.registry}/mldeploy/{s}{suffix}" for s in self.services for suffix in ("", "-base")}
+        for image in client.images.list():
+            for tag in image.tags:
+                if tag.rsplit(":", 1)[0] in repos:
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.images.remove(tag, force=True)
 
     def stack(self, dirname: str, name: str, config: dict[str, str] | None = None) -> Stack:
         st = Stack(self.tmp / dirname, name)
@@ -315,7 +334,7 @@ class Bench:
         """The demo stack deployed once (untimed setup for noop, serving, edit, bigmodel); also yields the lock."""
         if self.stack_w is None:
             d = demo_copy(self.tmp / "warm", PORT_STACK)
-            st = self.stack("warm", f"warm-{self.tag}", {"serviceName": f"bench-w-{self.tag}"})
+            st = self.stack("warm", f"warm-{self.tag}", {"serviceName": self.service("bench-w")})
             say("warm stack: first up (setup, not a measurement)")
             self.res.add("setup.warm_up", "setup: first `up` of the warm stack", st.up())
             self.lock_text = environment_lock(st.export())
@@ -412,7 +431,7 @@ class Bench:
                 if side == "provider":
                     dirname = f"{key}-{i}"
                     demo_copy(self.tmp / dirname, PORT_COLD, cache_bust=nonce() if bust else None)
-                    st = self.stack(dirname, f"{key}-{i}-{self.tag}", {"serviceName": f"bench-{key}-{nonce()}"})
+                    st = self.stack(dirname, f"{key}-{i}-{self.tag}", {"serviceName": self.service(f"bench-{key}")})
                     say(f"{key} {i + 1}/{self.cold_reps}: pulumi up ({what})")
                     self.res.add(f"{key}.up", f"cold `up` from nothing ({what})", st.up())
                     self.res.add(f"{key}.destroy", f"`destroy` ({what} run)", st.destroy())

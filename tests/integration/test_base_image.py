@@ -56,6 +56,19 @@ def built(res: Result) -> bool:
     return bool(re.search(r"build: step \d+/\d+:", res.output))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _drop_local_test_images(settings: Settings, docker_client: Any) -> Iterator[None]:
+    """Local tags of images whose stack was dropped by refresh are not deleted by destroy; remove them here."""
+    yield
+    for img in docker_client.images.list(name=f"{settings.registry}/pytest/*"):
+        for tag in img.tags:
+            if re.match(rf"^{re.escape(settings.registry)}/pytest/(rebuild|nopython|broken|reuse|refresh|pullonly)-[0-9a-f]{{6}}:", tag):
+                try:
+                    docker_client.api.remove_image(tag)
+                except Exception:
+                    pass
+
+
 @dataclass
 class DemoBase:
     project: Project

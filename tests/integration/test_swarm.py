@@ -53,7 +53,7 @@ def deployment_config(**extra: Any) -> str:
         "port": PORT,
         "numReplicas": 3,
         "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 0.5},
-        "livenessProbeRequirements": {"periodSeconds": 1, "initialDelaySeconds": 0, "timeoutSeconds": 2, "failureThreshold": 2},
+        "livenessProbeRequirements": {"periodSeconds": 1, "initialDelaySeconds": 60, "timeoutSeconds": 2, "failureThreshold": 2},
         "scoringTimeoutMs": 20000,
         "maxConcurrentRequestsPerContainer": 2,
         "tags": {"team": "it"},

@@ -246,6 +246,7 @@ def test_unmet_requirement_is_not_pushed(provider: FakeProvider, world: World, c
     assert exc.value.field == "requirements"
     assert "python >=3.9,<3.14: no python3 or python on the image's PATH" in exc.value.message
     assert world.ops("push") == [] and world.registry == {}
+    assert world.local == {}  # the attempt's local tags are dropped too
 
 
 def test_conda_requirement_says_conda_cannot_be_downloaded_here(provider: FakeProvider, world: World, ctx: Path) -> None:

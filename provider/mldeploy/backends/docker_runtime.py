@@ -3,7 +3,7 @@
 Containers run on the host network: measured here, that serves as fast as
 the server started directly on the host, while Docker's userland proxy for
 published ports costs about 30% of throughput. The server binds 127.0.0.1
-only (``MLDEPLOY_BIND_HOST``, see ``mldeploy.packaging``).
+only (``MLDEPLOY_BIND_HOST``, see ``mldeploy.derived_image``).
 
 A new container starts beside the old one on the same port (SO_REUSEPORT),
 with a second, private health port of its own; only once that answers is the

@@ -414,19 +414,28 @@ class BaseImageProvider(dynamic.ResourceProvider):
                     nocache=nocache,
                     label="build",
                 )
-            probed = engine.probe(local.id)
-            facts = _facts_from_probe(probed.os_release, probed.python_version, probed.conda_version)
-            progress(label, f"found {facts.os_label}, python {facts.python_version or 'none'}, conda {facts.conda_version or 'none'}")
-            _require(props, facts, f"image {content_ref if adopted else local.id[:19]}")
-            engine.tag(local.id, str(target))
+            mine = [] if adopted else [content_ref]
             try:
-                if not adopted:
-                    progress(label, f"pushing {content_ref}")
-                    engine.push(content_ref, auth)
-                digest = engine.push(str(target), auth)
-            except AuthError as exc:
-                who = f"identity {auth['username']!r}" if auth else "anonymous access"
-                raise AuthError(f"{exc}\n{reg.address} refused a push by {who}: pushing needs an AcrPush identity") from exc
+                probed = engine.probe(local.id)
+                facts = _facts_from_probe(probed.os_release, probed.python_version, probed.conda_version)
+                progress(label, f"found {facts.os_label}, python {facts.python_version or 'none'}, conda {facts.conda_version or 'none'}")
+                _require(props, facts, f"image {content_ref if adopted else local.id[:19]}")
+                engine.tag(local.id, str(target))
+                mine.append(str(target))
+                try:
+                    if not adopted:
+                        progress(label, f"pushing {content_ref}")
+                        engine.push(content_ref, auth)
+                    digest = engine.push(str(target), auth)
+                except AuthError as exc:
+                    who = f"identity {auth['username']!r}" if auth else "anonymous access"
+                    raise AuthError(f"{exc}\n{reg.address} refused a push by {who}: pushing needs an AcrPush identity") from exc
+            except Exception:
+                # Not pushed: drop the local tags this attempt made (layers stay cached for the next try).
+                for ref in mine:
+                    with contextlib.suppress(Exception):
+                        engine.remove(ref)
+                raise
             progress(label, f"pushed {target.pinned(digest)}")
         return {
             **props,

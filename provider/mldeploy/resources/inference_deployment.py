@@ -3,7 +3,7 @@
 The source document's ``Model.deploy(ws, "myservice", [model],
 inference_config, deployment_config)`` as code, converging on every ``pulumi up``.
 
-What it does, in order (``mldeploy.packaging`` has the image layout):
+What it does, in order (``mldeploy.derived_image`` has the image layout):
 
 1. check: reads ``inferenceconfig.json`` and ``deploymentconfig.json`` as the
    document writes them, finds the entry script, source directory and conda
@@ -310,7 +310,7 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     """Build, push, pull by digest, start and health-check. Returns the outputs."""
     from ..backends import docker_runtime as rt
     from ..backends.docker_engine import DockerEngine
-    from ..packaging import derived_digest, write_context
+    from ..derived_image import derived_digest, write_context
 
     settings = Settings.from_env()
     service = props["service_name"]
@@ -452,7 +452,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         if news.get("target") == "swarm":
             news = {**news, **_swarm_keys(olds, news, label)}
         outs = _deploy(news, label)
-        for old in rt.find(news["service_name"]):
+        for old in rt.find(news["service_name"]) if news.get("target") != "swarm" else []:  # Swarm replaced its own tasks
             if old.id != outs["container_id"]:
                 progress(label, f"stopping previous container {old.name}")
                 rt.remove(old.id)
@@ -472,7 +472,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
             from ..backends import docker_swarm
 
             docker_swarm.remove(props.get("service_name", id_))
-        for c in rt.find(props.get("service_name", id_)):
+        for c in rt.find(props.get("service_name", id_)) if props.get("target") != "swarm" else []:
             rt.remove(c.id)
         _delete_image(props.get("image_ref"), props)
 

@@ -22,6 +22,7 @@ STORAGE = "mldeploystore"
 def pytest_configure(config: pytest.Config) -> None:
     # msgraph-sdk's generated request builders warn about their own deprecated classes on every call.
     config.addinivalue_line("filterwarnings", "ignore:This class is deprecated:DeprecationWarning")
+    config.addinivalue_line("filterwarnings", "ignore:GetQueryParameters is deprecated:DeprecationWarning")
 
 
 def workspace_body() -> dict:  # type: ignore[type-arg]

@@ -14,12 +14,13 @@
 - delete: the role assignments on the registry, then the application (which
   takes its service principal with it). Missing is not an error.
 
-Graph is msgraph-sdk (async, kiota over httpx); each call runs on its own event loop.
+Graph is msgraph-sdk (async, kiota over httpx); each call runs on its own event loop in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import time
 import uuid
@@ -111,8 +112,9 @@ class EntraIdentityStore:
         async def main() -> T:
             return await fn(self._graph())
 
-        with azure_errors(what):
-            return asyncio.run(main())
+        # On a worker thread: never inside a caller's running loop, never resetting the caller's loop.
+        with azure_errors(what), concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, main()).result()
 
     @property
     def scope(self) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from mldeploy.config import DeploymentConfig, InferenceConfig, parse
 from mldeploy.errors import ValidationError
-from mldeploy.packaging import derived_digest, dockerfile, model_dir
+from mldeploy.derived_image import derived_digest, dockerfile, model_dir
 
 DOC_IC = {
     "entryScript": "score.py",

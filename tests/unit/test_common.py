@@ -1,0 +1,21 @@
+"""Provider helpers: unknowns as the engine hands them over, diffs."""
+
+from __future__ import annotations
+
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
+
+from mldeploy.resources._common import diff, is_unknown
+
+
+def test_unknowns_in_both_forms_and_nested() -> None:
+    assert is_unknown(Unknown()) and is_unknown(UNKNOWN)
+    assert is_unknown({"a": [1, Unknown()]})
+    assert not is_unknown({"a": [1, "x"]}) and not is_unknown(None)
+
+
+def test_diff_unknown_counts_as_changed() -> None:
+    d = diff({"a": 1, "b": 2}, {"a": Unknown(), "b": 2}, replace_keys=["a"], update_keys=["b"])
+    assert d.changes and d.replaces == ["a"]
+    d = diff({"a": 1, "b": 2}, {"a": 1, "b": 2}, replace_keys=["a"], update_keys=["b"])
+    assert d.changes is False and d.replaces == []
