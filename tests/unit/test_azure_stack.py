@@ -60,10 +60,6 @@ class Mocks(pulumi.runtime.Mocks):
 def run(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Mocks:
     # The base image's FROM is looked up in Docker at program time; not what this test is about.
     monkeypatch.setattr("mldeploy.resources.base_image.resolve_parent", lambda ref: "sha256:" + "0" * 64)
-    # KNOWN ISSUE (not this test's subject): InferenceDeployment's ``resource_urn`` input is
-    # ``create_urn(..., parent=<the ModelService>)``, a dependency on its own parent component,
-    # which the SDK reports as a dependency cycle. Until that is fixed, let the SDK skip the cycle.
-    monkeypatch.setenv("PULUMI_ERROR_ON_DEPENDENCY_CYCLES", "false")
     asyncio.set_event_loop(asyncio.new_event_loop())  # a fresh loop, whatever ran before in this process
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project="mldeploy-azure", stack="dev", preview=True)

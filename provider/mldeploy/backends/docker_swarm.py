@@ -305,6 +305,7 @@ http {{
   uwsgi_temp_path /tmp/nginx-uwsgi;
   scgi_temp_path /tmp/nginx-scgi;
   client_max_body_size 100m;
+  map_hash_bucket_size 128;  # room for "Bearer <43-character key>"
   # Swarm's DNS: the model service's name resolves to its healthy tasks (dnsrr endpoints).
   resolver 127.0.0.11 valid=1s ipv6=off;
   resolver_timeout 2s;

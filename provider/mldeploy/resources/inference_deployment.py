@@ -494,6 +494,21 @@ def _identity(identity: Any, field: str) -> tuple[Any, Any]:
     return identity.client_id, identity.client_secret
 
 
+def _static_urn(name: str, type_: str, parent: Any) -> str:
+    """The resource's URN, for labels, computed without depending on the parent's ``urn`` Output.
+
+    ``pulumi.resource.create_urn(parent=...)`` would make this resource depend on
+    its own parent (a ModelService), which the engine rejects as a cycle. The
+    parent's type is known statically; deeper nesting than one component level
+    is not reflected in the type chain.
+    """
+    chain = type_
+    parent_type = getattr(parent, "_type", None)
+    if parent_type and parent_type != "pulumi:pulumi:Stack":
+        chain = f"{parent_type}${type_}"
+    return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{chain}::{name}"
+
+
 class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDeployment"):
     """A model served as a web service. See the module docstring."""
 
@@ -534,7 +549,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
         deployment config's computeType is ``aks`` and ``local`` otherwise. ``regenerate_key`` (swarm,
         authEnabled): ``"primary:<tag>"`` or ``"secondary:<tag>"``; each change of the value regenerates that key."""
         target = target or pulumi.Config("mldeploy").get("target")
-        urn = pulumi.resource.create_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", parent=opts.parent if opts else None)
+        urn = _static_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", opts.parent if opts else None)
         push_user, push_password = _identity(push_identity, "push_identity")
         pull_user, pull_password = _identity(pull_identity, "pull_identity")
         opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password", "primary_key", "secondary_key"]))

@@ -132,7 +132,8 @@ class OnlineDeployer:
         from azure.ai.ml.entities._assets import Code
 
         code_name, code_version = f"mldeploy-{name}", spec.source_digest.split(":", 1)[1][:16]
-        code = Code(name=code_name, version=code_version, path=f"azureml://datastores/{datastore}/paths/{folder}/")
+        # The blob URL of the uploaded folder: what Azure ML stores as a code version's codeUri.
+        code = Code(name=code_name, version=code_version, path=f"{container.url.rstrip('/')}/{folder}/")
         call(f"registering the code of {name}", ml._code.create_or_update, code)  # MLClient keeps code assets private
 
         dep_name = spec.deployment_name()
