@@ -29,12 +29,14 @@ pulumi.export("build_log", dep.build_log)
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2]]}
 
 
-def _env_step_reused(build_log: str) -> bool:
-    """Whether the build log shows the environment layer (the pip install RUN step) taken from the cache."""
+def _env_layer(build_log: str) -> tuple[bool, str]:
+    """The environment layer (the RUN pip install step) in a build log: (taken from the cache?, its layer id)."""
     text = Path(build_log).read_text()
-    m = re.search(r"Step \d+/\d+ : RUN pip install[^\n]*\n(.*?)\n", text, re.S)
+    m = re.search(r"Step \d+/\d+ : RUN pip install[^\n]*\n(.*?)(?=\nStep \d+/|\Z)", text, re.S)
     assert m, text[-2000:]
-    return "Using cache" in m.group(1)
+    ids = re.findall(r"^ ---> ([0-9a-f]{12})$", m.group(1), re.M)
+    assert ids, m.group(1)
+    return "Using cache" in m.group(1), ids[-1]
 
 
 def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Path, demo_base: str) -> None:
@@ -43,6 +45,7 @@ def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Pa
     project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18892, base=demo_base))
     project.up()
     outs = project.outputs()
+    _, env_layer = _env_layer(outs["build_log"])
     lock = {w["name"].lower(): w for w in outs["lock"]}
     # The conda dependencies (numpy=2.3.1, scikit-learn=1.7.0, scipy=1.16.0) and the pip one, pinned with hashes.
     assert lock["numpy"]["version"] == "2.3.1"
@@ -65,7 +68,7 @@ def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Pa
     t0 = time.monotonic()
     project.up()
     code_edit = time.monotonic() - t0
-    assert _env_step_reused(outs["build_log"])
+    assert _env_layer(outs["build_log"]) == (True, env_layer)
 
     # Bumping one pin changes the lock and rebuilds from the environment layer.
     conda = demo / "src" / "infenv.yml"
@@ -77,7 +80,8 @@ def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Pa
     project.up()
     dep_change = time.monotonic() - t0
     assert {w["name"].lower(): w["version"] for w in project.outputs()["lock"]}["joblib"] == "1.5.0"
-    assert not _env_step_reused(outs["build_log"])
+    # A different environment layer (built now, or taken from an earlier identical build's cache).
+    assert _env_layer(outs["build_log"])[1] != env_layer
     print(f"\nup after a score.py edit: {code_edit:.1f}s; up after a dependency change: {dep_change:.1f}s")
 
     # A python pin that differs from the base image's Python: a clear error at preview, nothing built.

@@ -8,6 +8,7 @@ primary refuses the old one; destroy leaves no service, network, config or secre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -27,6 +28,7 @@ SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 LABEL = "mldeploy.service"
 
 PROGRAM = """
+import contextlib
 import json
 import pulumi
 from mldeploy import ServicePrincipal
@@ -288,3 +290,56 @@ def test_swarm_fields_checked_at_preview(project: Project, tmp_path: Path, demo_
     project.write(PROGRAM.format(demo=str(demo), svc="sw-ok", base=demo_base, dc=deployment_config(location="westeurope"), regen=None))
     res = project.preview()
     assert "deployment_config.location is ignored by the swarm target" in res.output
+
+
+def test_nodes_pull_with_the_pull_identity(settings, push_creds, docker_client, cleanup_swarm) -> None:  # type: ignore[no-untyped-def]
+    """Registry auth goes with the service (X-Registry-Auth), not into an image: a node that lacks the image
+    pulls it with the AcrPull identity; without credentials Swarm rejects the task and the error says why."""
+    import io
+    import uuid
+
+    from mldeploy.backends import docker_swarm as sw
+    from mldeploy.backends.htpasswd import HtpasswdIdentityStore
+    from mldeploy.errors import BackendError
+
+    svc = f"pull-{uuid.uuid4().hex[:6]}"
+    cleanup_swarm.append(svc)
+    repo = f"{settings.registry}/pytest/{svc}"
+    docker_client.images.build(fileobj=io.BytesIO(f"FROM {settings.base_os_image}\nRUN echo {svc} > /id\n".encode()), tag=f"{repo}:v1", rm=True)
+    docker_client.images.push(repo, tag="v1", auth_config=push_creds.auth_config)
+    digest = docker_client.images.get_registry_data(f"{repo}:v1", auth_config=push_creds.auth_config).id
+    image = f"{repo}@{digest}"
+    docker_client.images.remove(f"{repo}:v1", force=True)  # this node must pull it
+    store = HtpasswdIdentityStore(settings.registry_dir, settings.registry)
+    ident, secret = store.create(f"{svc}-pull", "AcrPull", None)
+    labels = {"mldeploy.service": svc}
+
+    def spec(name: str) -> dict:  # type: ignore[type-arg]
+        from docker import types as dt
+
+        return {
+            "name": name,
+            "labels": labels,
+            "task_template": dt.TaskTemplate(container_spec=dt.ContainerSpec(image, command=["sleep", "600"], labels=labels)),
+            "mode": dt.ServiceMode("replicated", replicas=1),
+        }
+
+    try:
+        anonymous = sw.Swarm(print)
+        rollout, since = anonymous.apply(spec(f"{svc}-anon"))
+        with pytest.raises(BackendError) as exc:
+            anonymous.wait(f"{svc}-anon", image, 1, rollout, 60, since)
+        assert "rejected" in str(exc.value) and ("no basic auth credentials" in str(exc.value) or "No such image" in str(exc.value))
+
+        with pytest.raises(BackendError, match="logging in to .* with the pull identity"):
+            sw.Swarm(print, settings.registry, {"username": ident.client_id, "password": "wrong"})
+
+        pulling = sw.Swarm(print, settings.registry, {"username": ident.client_id, "password": secret})
+        rollout, since = pulling.apply(spec(f"{svc}-auth"))
+        pulling.wait(f"{svc}-auth", image, 1, rollout, 90, since)
+        assert docker_client.images.get(image).id  # pulled onto this node
+    finally:
+        store.delete(ident.client_id)
+        sw.remove(svc)
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(image, force=True)

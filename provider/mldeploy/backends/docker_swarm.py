@@ -556,10 +556,12 @@ class Swarm:
         while True:
             pending = []
             for n in self.api.networks(filters={**flt, "driver": "overlay"}):
+                # Removed by the manager, a network stays listed on a node until its last endpoint is gone.
                 try:
                     self.api.remove_network(n["Id"])
+                    pending.append(f"network {n['Name']}: removing")
                 except docker.errors.NotFound:
-                    pass
+                    pending.append(f"network {n['Name']}: still attached on this node")
                 except docker.errors.APIError as exc:
                     pending.append(f"network {n['Name']}: {_explain(exc)}")
             for kind, items, remove in (

@@ -26,6 +26,14 @@ Read: a removed container is reported gone (the next ``up`` recreates it); a
 stopped one is reported with its state, and the next ``up`` replaces it.
 Delete: removes the containers, the derived image's manifest in the registry
 and its local tag.
+
+Target ``swarm`` (``target="swarm"``, stack config ``mldeploy:target``, or
+computeType ``aks``): the same build and push, then a Swarm service with
+``numReplicas`` tasks behind an nginx front, rolled out and rolled back by
+Swarm itself (``backends/docker_swarm.py``). With ``authEnabled`` the provider
+generates a primary and a secondary key (secret outputs); ``regenerate_key``
+rotates one. Read reports the service's replica count and image, so a service
+removed or scaled out of band is repaired by the next ``up``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,203 @@
+"""The swarm target without a swarm: deployment config -> service specs, nginx front, keys, drift, target selection."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mldeploy.backends import docker_swarm as sw
+from mldeploy.errors import ValidationError
+from mldeploy.resources import inference_deployment as idp
+
+AKS = {
+    "computeType": "aks",
+    "numReplicas": 3,
+    "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 1.5},
+    "livenessProbeRequirements": {"periodSeconds": 5, "initialDelaySeconds": 30, "timeoutSeconds": 3, "failureThreshold": 4},
+    "scoringTimeoutMs": 90000,
+    "maxConcurrentRequestsPerContainer": 2,
+    "authEnabled": True,
+    "tags": {"team": "ml"},
+}
+
+
+def test_deployment_config_becomes_settings() -> None:
+    s = sw.settings_from_deployment(AKS)
+    assert s.replicas == 3
+    assert s.nano_cpus == 500_000_000 and s.memory_bytes == int(1.5 * 1024**3)
+    assert s.probe == sw.Probe(period=5, initial_delay=30, timeout=3, failure_threshold=4)
+    assert s.probe.monitor_seconds == 20
+    assert (s.scoring_timeout_ms, s.workers, s.auth_enabled, s.tags) == (90000, 2, True, {"team": "ml"})
+
+
+def test_unset_fields_take_aks_defaults() -> None:
+    s = sw.settings_from_deployment({"computeType": "aks", "livenessProbeRequirements": {"periodSeconds": 2}})
+    assert s.replicas == 1 and s.nano_cpus is None and s.memory_bytes is None
+    assert s.probe == sw.Probe(period=2, initial_delay=310, timeout=2, failure_threshold=3)
+    assert s.scoring_timeout_ms is None and s.workers is None and s.auth_enabled is False
+
+
+def test_model_service_spec() -> None:
+    s = sw.settings_from_deployment(AKS)
+    labels = sw.base_labels("iris", "dev", "urn:x", s.tags, "the iris model")
+    spec = sw.model_service_spec("iris", "reg/mldeploy/iris@sha256:abc", "score.py", s, labels, "mldeploy-iris")
+    assert spec["name"] == "mldeploy-iris"
+    assert spec["labels"] == {
+        "mldeploy.service": "iris",
+        "mldeploy.stack": "dev",
+        "mldeploy.urn": "urn:x",
+        "mldeploy.tag.team": "ml",
+        "mldeploy.description": "the iris model",
+        "mldeploy.role": "model",
+    }
+    tt = spec["task_template"]
+    cs = tt["ContainerSpec"]
+    assert cs["Image"] == "reg/mldeploy/iris@sha256:abc"
+    assert cs["Command"] == ["azmlinfsrv"] and cs["Args"] == ["--entry_script", "/var/azureml-app/score.py", "--port", "5001"]
+    env = dict(e.split("=", 1) for e in cs["Env"])
+    assert env == {"MLDEPLOY_BIND_HOST": "0.0.0.0", "SCORING_TIMEOUT_MS": "90000", "WORKER_TIMEOUT": "300", "WORKER_COUNT": "2"}
+    hc = cs["Healthcheck"]
+    assert hc["Test"][:2] == ["CMD", "python3"] and "http://127.0.0.1:5001/" in hc["Test"][3] and "timeout=3" in hc["Test"][3]
+    assert (hc["Interval"], hc["Timeout"], hc["Retries"], hc["StartPeriod"]) == (5 * sw.NS, 3 * sw.NS, 4, 30 * sw.NS)
+    assert tt["Resources"] == {"Limits": {"NanoCPUs": 500_000_000, "MemoryBytes": int(1.5 * 1024**3)}}
+    assert tt["Networks"] == [{"Target": "mldeploy-iris"}]
+    assert spec["mode"] == {"replicated": {"Replicas": 3}}
+    assert spec["update_config"] == {
+        "Parallelism": 1,
+        "Delay": 0,
+        "FailureAction": "rollback",
+        "Monitor": 20 * sw.NS,
+        "MaxFailureRatio": 0,
+        "Order": "start-first",
+    }
+    assert spec["rollback_config"]["FailureAction"] == "pause" and spec["rollback_config"]["Order"] == "start-first"
+    assert spec["endpoint_spec"] == {"Mode": "dnsrr"}  # Swarm's DNS, no IPVS VIP
+
+
+def test_scoring_timeout_beyond_the_worker_timeout_raises_it() -> None:
+    s = sw.settings_from_deployment({**AKS, "scoringTimeoutMs": 600_000})
+    env = dict(e.split("=", 1) for e in sw.model_service_spec("x", "i", "s.py", s, {}, "n")["task_template"]["ContainerSpec"]["Env"])
+    assert env["WORKER_TIMEOUT"] == "610"
+
+
+@pytest.mark.parametrize(("mode", "order", "endpoint"), [("host", "stop-first", "dnsrr"), ("ingress", "start-first", "vip")])
+def test_front_service_spec(mode: str, order: str, endpoint: str) -> None:
+    spec = sw.front_service_spec("iris", "reg/front@sha256:f", 8890, mode, ("cid", "cname"), ("sid", "sname"), {"a": "b"}, "net")
+    assert spec["name"] == "mldeploy-iris-front" and spec["mode"] == {"global": {}}
+    assert spec["endpoint_spec"] == {
+        "Mode": endpoint,
+        "Ports": [{"Protocol": "tcp", "PublishedPort": 8890, "TargetPort": 8080, "PublishMode": mode}],
+    }
+    assert spec["update_config"]["Order"] == order and spec["update_config"]["FailureAction"] == "rollback"
+    cs = spec["task_template"]["ContainerSpec"]
+    assert cs["Configs"][0]["File"]["Name"] == "/etc/mldeploy/nginx.conf"
+    assert cs["Secrets"][0]["File"]["Name"] == "mldeploy-keys" and cs["Secrets"][0]["SecretName"] == "sname"
+    assert cs["Labels"]["mldeploy.port"] == "8890" and cs["Labels"]["mldeploy.role"] == "front"
+
+
+def test_unsupported_fields() -> None:
+    errors, warnings = sw.unsupported({**AKS, "location": "westeurope", "description": "kept"})
+    assert errors == [] and warnings == ["deployment_config.location is ignored by the swarm target: an Azure region; a swarm runs where its nodes are"]
+    errors, _ = sw.unsupported(
+        {
+            "autoScaler": {"autoscaleEnabled": True, "maxReplicas": 4},
+            "containerResourceRequirements": {"gpu": 1},
+            "sslEnabled": True,
+            "maxQueueWaitMs": 500,
+            "livenessProbeRequirements": {"successThreshold": 2},
+        }
+    )
+    assert [f for f, _m in errors] == [
+        "autoScaler",
+        "containerResourceRequirements.gpu",
+        "sslEnabled",
+        "maxQueueWaitMs",
+        "livenessProbeRequirements.successThreshold",
+    ]
+    assert "Swarm has no autoscaler" in errors[0][1]
+    assert sw.unsupported({"autoScaler": {"autoscaleEnabled": False}}) == ([], [])
+
+
+def test_publish_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "ingress")
+    assert sw.publish_mode() == "ingress"
+    monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "bogus")
+    with pytest.raises(sw.BackendError, match="use 'ingress' or 'host'"):
+        sw.publish_mode()
+    monkeypatch.delenv("MLDEPLOY_SWARM_PUBLISH_MODE")
+    assert sw.publish_mode() == ("ingress" if Path("/proc/net/ip_vs").exists() else "host")
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_nginx_conf_is_valid_nginx(tmp_path: Path, auth: bool) -> None:
+    """The generated configuration passes the real nginx's own check (`nginx -t`), keys file included."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        pytest.skip("nginx is not installed (make setup installs nginx-light)")
+    keys = tmp_path / "keys"
+    keys.write_text(sw.keys_file("k" * 43, "s" * 43))  # token_urlsafe(32) is 43 characters
+    conf = sw.nginx_conf("mldeploy-iris", auth, 90000).replace("/tmp/", f"{tmp_path}/").replace("/run/secrets/mldeploy-keys", str(keys))
+    assert ("$mldeploy_key_ok" in conf) is auth and "proxy_read_timeout 95s;" in conf
+    (tmp_path / "nginx.conf").write_text(conf)
+    res = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_keys_generated_kept_and_rotated_one_at_a_time() -> None:
+    news = {"deployment": {"authEnabled": True}}
+    first = idp._swarm_keys({}, news, "t")
+    assert first["primary_key"] and first["secondary_key"] and first["primary_key"] != first["secondary_key"]
+    olds = {**news, **first}
+    assert idp._swarm_keys(olds, {**news}, "t") == first
+    rotated = idp._swarm_keys(olds, {**news, "regenerate_key": "primary:1"}, "t")
+    assert rotated["secondary_key"] == first["secondary_key"] and rotated["primary_key"] != first["primary_key"]
+    olds = {**olds, **rotated, "regenerate_key": "primary:1"}
+    assert idp._swarm_keys(olds, {**news, "regenerate_key": "primary:1"}, "t") == rotated  # same value: no new rotation
+    again = idp._swarm_keys(olds, {**news, "regenerate_key": "secondary:2"}, "t")
+    assert again["primary_key"] == rotated["primary_key"] and again["secondary_key"] != rotated["secondary_key"]
+    assert idp._swarm_keys(olds, {"deployment": {}}, "t") == {"primary_key": None, "secondary_key": None}
+
+
+def test_drift_found_by_refresh_needs_an_update() -> None:
+    olds = {"target": "swarm", "replicas": 3, "image_ref": "r@sha256:a", "running_image": "r@sha256:a", "deployment": {"numReplicas": 3}}
+    news = {"target": "swarm", "deployment": {"numReplicas": 3}}
+    assert idp._swarm_drift(olds, news) == []
+    assert idp._swarm_drift({**olds, "replicas": 1}, news) == ["replicas"]
+    assert idp._swarm_drift({**olds, "running_image": "r@sha256:b"}, news) == ["running_image"]
+    assert idp._swarm_drift(olds, {**news, "regenerate_key": "primary:1"}) == ["regenerate_key"]
+    assert idp._swarm_drift({**olds, "target": "local"}, {**news, "target": "local"}) == []
+
+
+@pytest.mark.parametrize(
+    ("given", "compute", "want"),
+    [(None, "aks", "swarm"), (None, "local", "local"), (None, "aci", "local"), ("local", "aks", "local"), ("swarm", "local", "swarm")],
+)
+def test_target_selection(given: str | None, compute: str, want: str) -> None:
+    news = {"target": given, "deployment_config": {"computeType": compute}}
+    idp._select_target(news)
+    assert news["target"] == want
+
+
+def test_local_target_still_refuses_aks_and_swarm_checks_fields() -> None:
+    with pytest.raises(ValidationError, match="not run by the local target yet; use 'local'"):
+        idp._resolve_deployment({"target": "local", "deployment_config": {"computeType": "aks"}})
+    news = {"target": "swarm", "service_name": "x", "deployment_config": {"computeType": "aks", "autoScaler": {"maxReplicas": 3}}}
+    with pytest.raises(ValidationError) as exc:
+        idp._resolve_deployment(news)
+    assert exc.value.field == "deployment_config.autoScaler" and "cannot honour" in exc.value.message
+    ok = {"target": "swarm", "service_name": "x", "deployment_config": {"computeType": "aks", "numReplicas": 2}}
+    idp._resolve_deployment(ok)
+    assert ok["deployment"]["numReplicas"] == 2 and ok["port"] == idp.DEFAULT_PORT
+
+
+def test_regenerate_key_checked() -> None:
+    with pytest.raises(ValidationError, match="'primary:<anything>'"):
+        idp._check_swarm({"target": "swarm", "service_name": "x", "regenerate_key": "both"})
+    with pytest.raises(ValidationError, match="only on the swarm target"):
+        idp._check_swarm({"target": "local", "regenerate_key": "primary:1"})
+    with pytest.raises(ValidationError, match="at most 48"):
+        idp._check_swarm({"target": "swarm", "service_name": "x" * 49})
+    idp._check_swarm({"target": "swarm", "service_name": "x", "regenerate_key": "secondary:2026-01"})
