@@ -51,7 +51,10 @@ class Load:
         deadline = time.monotonic() + 300
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
-                self.ok += requests.post(self.uri, json=SAMPLE, timeout=5).status_code == 200
+                if requests.post(self.uri, json=SAMPLE, timeout=5).status_code == 200:
+                    self.ok += 1
+                else:
+                    self.failed += 1
             except requests.RequestException:
                 self.failed += 1
             time.sleep(0.01)

@@ -352,7 +352,7 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
 
     port = int(props["port"])
     name = f"mldeploy-{service}-{secrets.token_hex(3)}"
-    labels = {rt.LABEL_SERVICE: service, rt.LABEL_STACK: props.get("stack", ""), rt.LABEL_URN: props.get("urn", "")}
+    labels = {rt.LABEL_SERVICE: service, rt.LABEL_STACK: props.get("stack", ""), rt.LABEL_URN: props.get("resource_urn") or ""}
     progress(label, f"starting {name} on 127.0.0.1:{port}")
     entry = f"/var/azureml-app/{inference['entry_script']}"
     c = rt.start(image_ref, name, entry, port, labels, float(props.get("health_timeout") or 120))
