@@ -137,8 +137,11 @@ def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, 
     try:
         r = requests.head(f"http://{settings.registry}/v2/{repo_path}/manifests/{digest}", auth=(ident.client_id, secret), timeout=10)
         assert r.status_code == 404
+        tags = requests.get(f"http://{settings.registry}/v2/{repo_path}/tags/list", auth=(ident.client_id, secret), timeout=10)
+        assert tags.status_code == 404 or not tags.json().get("tags"), tags.text
     finally:
         store.delete(ident.client_id)
+    assert docker_client.images.list(name=final["image_ref"].split("@")[0]) == []
 
 
 def test_bad_input_fails_at_preview(project: Project, tmp_path: Path, demo_base: str) -> None:

@@ -355,7 +355,15 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     labels = {rt.LABEL_SERVICE: service, rt.LABEL_STACK: props.get("stack", ""), rt.LABEL_URN: props.get("resource_urn") or ""}
     progress(label, f"starting {name} on 127.0.0.1:{port}")
     entry = f"/var/azureml-app/{inference['entry_script']}"
-    c = rt.start(image_ref, name, entry, port, labels, float(props.get("health_timeout") or 120))
+    try:
+        c = rt.start(image_ref, name, entry, port, labels, float(props.get("health_timeout") or 120))
+    except MldeployError:
+        if image_ref != props.get("image_ref"):  # never delete what the running deployment uses
+            try:
+                _delete_image(image_ref, props, digest)
+            except MldeployError as exc:
+                progress(label, f"could not remove the failed image {image_ref}: {exc}")
+        raise
     progress(label, f"healthy: http://127.0.0.1:{port}/score")
     return {
         **props,
@@ -371,7 +379,8 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     }
 
 
-def _delete_image(image_ref: str | None, props: dict[str, Any]) -> None:
+def _delete_image(image_ref: str | None, props: dict[str, Any], derived: str | None = None) -> None:
+    """Delete a derived image's manifest from the registry and its local copies (by digest and by its build tag)."""
     from ..backends.docker_engine import DockerEngine
     from ..backends.oci_registry import OciRegistry
 
@@ -384,7 +393,10 @@ def _delete_image(image_ref: str | None, props: dict[str, Any]) -> None:
         OciRegistry(address, auth["username"], auth["password"]).delete_manifest(repository, digest)
     except NotFound:
         pass
-    DockerEngine().remove(image_ref)
+    engine = DockerEngine()
+    engine.remove(image_ref)
+    if derived:
+        engine.remove(f"{name}:{derived.removeprefix('sha256:')[:16]}")
 
 
 # -- provider ---------------------------------------------------------------
@@ -466,7 +478,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
                 rt.remove(old.id)
         if olds.get("image_ref") and olds["image_ref"] != outs["image_ref"]:
             try:
-                _delete_image(olds["image_ref"], news)
+                _delete_image(olds["image_ref"], news, olds.get("derived_digest"))
             except MldeployError as exc:
                 progress(label, f"could not remove the previous image {olds['image_ref']}: {exc}")
         return dynamic.UpdateResult(outs)
@@ -482,7 +494,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
             docker_swarm.remove(props.get("service_name", id_))
         for c in rt.find(props.get("service_name", id_)) if props.get("target") != "swarm" else []:
             rt.remove(c.id)
-        _delete_image(props.get("image_ref"), props)
+        _delete_image(props.get("image_ref"), props, props.get("derived_digest"))
 
 
 # -- resource ---------------------------------------------------------------
