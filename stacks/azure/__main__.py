@@ -89,7 +89,8 @@ service = ModelService(
     models={"iris": str(DEMO / "model")},
     inference_config=str(DEMO / "inferenceconfig.json"),
     deployment_config=str(DEMO / "deploymentconfig.json"),
-    base_image=BaseImageSpec(context=str(DEMO / "base"), tag="v1"),
+    # On azure the registry builds the base image (the document's `az acr build`); locally, Docker Engine does.
+    base_image=BaseImageSpec(context=str(DEMO / "base"), tag="v1", remote_build=True),
     model_tags={"framework": "scikit-learn", "dataset": "iris"},
     target=target,
 )

@@ -128,6 +128,7 @@ def test_azure_target_creates_the_workspace_and_deploys_on_it(monkeypatch: pytes
     assert dep["target"] == sps[0]["registry"] and dep["service_name"] == "mldeploy-iris"
     (base,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:BaseImage")
     assert base["repository"] == "mldeploy/mldeploy-iris-base"
+    assert base["build_on"] == sps[0]["registry"]  # built on the workspace's registry (`az acr build`)
 
 
 def test_an_existing_workspace_from_config_creates_no_azure_resources(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,3 +147,5 @@ def test_local_target_is_the_same_program_without_azure(monkeypatch: pytest.Monk
     assert {sp["registry"] for sp in sps} == {"local"}
     (dep,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:InferenceDeployment")
     assert dep["target"] == "local"
+    (base,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:BaseImage")
+    assert base.get("build_on") is None  # locally, Docker Engine builds

@@ -343,3 +343,65 @@ def test_provider_pickles_by_reference() -> None:
     assert b"mldeploy.resources.base_image" in blob
     again = pickle.loads(blob)
     assert type(again) is BaseImageProvider and vars(again) == {}
+
+
+# -- remote builds (the document's `az acr build`) -----------------------------------
+AZ = "azure:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myacr"
+
+
+class FakeRemoteBuilder:
+    def __init__(self, world: World, build_on: str) -> None:
+        self.w, self.build_on = world, build_on
+
+    def remote_build(self, context_dir, dockerfile, repository, tags, build_args, platform=None, nocache=False, log=print, timeout=3600):  # type: ignore[no-untyped-def]
+        from mldeploy.backends.azure.acr import RemoteBuild
+
+        self.w.calls.append(("remote_build", self.build_on, repository, tuple(tags), dict(build_args)))
+        log("run cb1 scheduled")
+        log("Step 1/2 : FROM mldeploy/debian:bookworm")
+        digest = "sha256:" + "r" * 64
+        for t in tags:
+            self.w.registry.setdefault(repository, {})[t] = digest
+        return RemoteBuild("cb1", "Succeeded", 42.0, digest, tuple(f"{repository}:{t}" for t in tags), "")
+
+
+class RemoteProvider(FakeProvider):
+    def _remote_builder(self, build_on):  # type: ignore[no-untyped-def]
+        return FakeRemoteBuilder(self.world, build_on)
+
+
+@pytest.fixture
+def remote(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RemoteProvider:
+    monkeypatch.setenv("MLDEPLOY_HOME", str(tmp_path / "home"))
+    p = RemoteProvider()
+    p.world = world
+    return p
+
+
+def test_remote_build_runs_on_the_registry_then_checks_and_tags(remote: RemoteProvider, world: World, ctx: Path) -> None:
+    outs = remote.create(checked(remote, inputs(ctx, build_on=AZ))).outs
+    assert world.ops("build") == []  # nothing built locally
+    (call,) = world.ops("remote_build")
+    assert call[1] == AZ and call[2] == "demo/base" and call[3][0].startswith("ctx-")
+    assert call[4] == {"WHEELHOUSE_URL": f"http://{REG}/wheels/"}
+    assert ("pull", f"{REG}/demo/base@sha256:{'r' * 64}") in world.calls  # checked here, from what the registry built
+    assert world.ops("probe")
+    assert outs["remote_build"] == {"run_id": "cb1", "duration_seconds": 42.0}
+    assert outs["python_version"] == "3.11.2"
+    assert world.registry["demo/base"]["v1"]  # the named tag pushed too
+    assert Path(outs["build_log"]).read_text().startswith("run cb1 scheduled")
+
+
+def test_remote_build_that_misses_requirements_is_taken_back(remote: RemoteProvider, world: World, ctx: Path) -> None:
+    world.facts = ProbedFacts(DEBIAN, None, None)  # no Python
+    with pytest.raises(ValidationError) as exc:
+        remote.create(checked(remote, inputs(ctx, build_on=AZ)))
+    assert "python" in exc.value.message.lower()
+    assert world.ops("delete") == [("delete", "demo/base", "sha256:" + "r" * 64)]
+    assert "v1" not in world.registry.get("demo/base", {})
+
+
+@pytest.mark.parametrize("bad", ["myacr.azurecr.io", "azure:/subscriptions/x"])
+def test_build_on_must_be_an_azure_target(remote: RemoteProvider, ctx: Path, bad: str) -> None:
+    res = remote.check({}, inputs(ctx, build_on=bad))
+    assert [f.property for f in res.failures] == ["build_on"]

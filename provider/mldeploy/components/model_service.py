@@ -41,6 +41,8 @@ class BaseImageSpec:
     tag: str = "latest"
     build_args: dict[str, str] = field(default_factory=dict)
     requirements: dict[str, Any] | None = None
+    #: on the azure target: build on the registry (the document's `az acr build`) instead of the local Docker Engine
+    remote_build: bool = False
 
 
 class ModelService(ComponentResource):
@@ -98,6 +100,7 @@ class ModelService(ComponentResource):
                 registry="local" if on_azure else registry,  # on azure: the push identity's registry
                 service_principal=push,
                 requirements=base_image.requirements,
+                build_on=target if on_azure and base_image.remote_build else None,
                 opts=child,
             )
             base_ref = base.image_ref

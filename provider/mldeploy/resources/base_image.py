@@ -218,6 +218,21 @@ def _check_context_digest(news: dict[str, Any]) -> None:
         raise ValidationError("context_digest", "is computed by the BaseImage constructor; do not set it by hand")
 
 
+def _check_build_on(news: dict[str, Any]) -> None:
+    build_on = news.get("build_on")
+    if build_on is None or is_unknown(build_on):
+        return
+    from ..backends.azure._common import parse_target
+
+    if not isinstance(build_on, str) or not build_on.startswith("azure:"):
+        raise ValidationError(
+            "build_on",
+            f"{build_on!r}: remote builds run on an Azure container registry; pass 'azure:<workspace or registry ARM id>', "
+            "or leave build_on unset to build with the local Docker Engine",
+        )
+    parse_target(build_on, "build_on")
+
+
 # -- helpers -------------------------------------------------------------------
 def _registry(props: Mapping[str, Any]) -> RegistryModel:
     return registry_from_inputs(
@@ -327,6 +342,12 @@ class BaseImageProvider(dynamic.ResourceProvider):
     def _credentials(self, reg: RegistryModel, role: str = "AcrPush") -> contextlib.AbstractContextManager[dict[str, str] | None]:
         return credentials(reg, role)
 
+    def _remote_builder(self, build_on: str) -> Any:
+        """The registry-side builder for ``build_on`` (``azure:<workspace or registry ARM id>``)."""
+        from ..backends.azure.acr import AcrBuilder
+
+        return AcrBuilder(build_on)
+
     # -- check / diff --------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         news = {**news}
@@ -346,6 +367,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             _check_requirements,
             _check_registry,
             _check_context_digest,
+            _check_build_on,
         )
         if result.failures:
             return result
@@ -387,6 +409,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             registry = self._registry_client(reg, auth)
             build_log = None
             adopted = False
+            remote_run: dict[str, Any] | None = None
             try:
                 existing = registry.manifest_digest(target.repository, ctag) if not nocache else None
             except NotFound:
@@ -400,6 +423,38 @@ class BaseImageProvider(dynamic.ResourceProvider):
                         local = engine.pull(content_ref, auth)
                 except NotFound:
                     local = engine.pull(content_ref, auth)
+            elif props.get("build_on"):
+                # The document's `az acr build`: the registry builds and pushes; then the image is checked here.
+                log_path = _log_path(props)
+                build_log = str(log_path)
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                progress(label, f"remote build on {props['build_on'].rsplit('/', 1)[-1]} (log: {log_path})")
+                with open(log_path, "w") as log:
+                    def line(text: str) -> None:
+                        log.write(text + "\n")
+                        if text.startswith(("Step ", "Successfully", "run ")):
+                            progress(label, text[:120])
+
+                    run = self._remote_builder(props["build_on"]).remote_build(
+                        props["context"],
+                        props.get("dockerfile") or "Dockerfile",
+                        target.repository,
+                        [ctag],
+                        dict(props.get("build_args") or {}),
+                        platform=props.get("platform"),
+                        nocache=nocache,
+                        log=line,
+                    )
+                progress(label, f"remote build run {run.run_id} finished in {run.duration_seconds:.0f}s")
+                remote_run = {"run_id": run.run_id, "duration_seconds": run.duration_seconds}
+                try:
+                    local = engine.pull(f"{target.name}@{run.digest}", auth)
+                    engine.tag(local.id, content_ref)
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        registry.delete_manifest(target.repository, run.digest)
+                    raise
+                adopted = True  # already in the registry under the content tag: nothing left to push but the tag
             else:
                 log_path = _log_path(props)
                 build_log = str(log_path)
@@ -414,7 +469,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
                     nocache=nocache,
                     label="build",
                 )
-            mine = [] if adopted else [content_ref]
+            mine = [] if adopted and remote_run is None else [content_ref]
             try:
                 probed = engine.probe(local.id)
                 facts = _facts_from_probe(probed.os_release, probed.python_version, probed.conda_version)
@@ -435,6 +490,9 @@ class BaseImageProvider(dynamic.ResourceProvider):
                 for ref in mine:
                     with contextlib.suppress(Exception):
                         engine.remove(ref)
+                if remote_run is not None:  # a remote build pushed before the check: take it back
+                    with contextlib.suppress(Exception):
+                        registry.delete_manifest(target.repository, run.digest)
                 raise
             progress(label, f"pushed {target.pinned(digest)}")
         return {
@@ -449,7 +507,8 @@ class BaseImageProvider(dynamic.ResourceProvider):
             "python_version": facts.python_version,
             "conda_version": facts.conda_version,
             "build_log": build_log,
-            "adopted": adopted,
+            "adopted": adopted and remote_run is None,
+            "remote_build": remote_run,
         }
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
@@ -463,7 +522,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             # Nothing to build or push: re-check recorded facts against (maybe new) requirements.
             _require(news, _facts_from_outs(olds), f"image {olds.get('image_ref')}")
             keep = {k: olds.get(k) for k in ("image_ref", "digest", "tags", "content_tag", "image_id", "size_bytes", "os",
-                                             "python_version", "conda_version", "build_log", "adopted")}
+                                             "python_version", "conda_version", "build_log", "adopted", "remote_build")}
             return dynamic.UpdateResult({**news, **keep})
         if same_content and olds.get("image_id"):
             # The tag went missing or moved in the registry: push it again from the recorded content.
@@ -564,6 +623,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
     conda_version: Output[str | None]
     build_log: Output[str | None]
     adopted: Output[bool]
+    remote_build: Output[dict[str, Any] | None]
 
     def __init__(
         self,
@@ -582,6 +642,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
         platform: Input[str] | None = None,
         triggers: Input[Any] | None = None,
         retain_on_delete: bool = False,
+        build_on: Input[str] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
         if service_principal is not None:
@@ -625,6 +686,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
                 "platform": platform,
                 "triggers": triggers,
                 "retain_on_delete": retain_on_delete,
+                "build_on": build_on,
                 "context_digest": digest,
                 "registry_address": None,
                 "image_ref": None,
@@ -638,6 +700,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
                 "conda_version": None,
                 "build_log": None,
                 "adopted": None,
+                "remote_build": None,
             },
             opts,
         )
