@@ -12,7 +12,11 @@ creates no Azure resource and runs on the embedded local target. Either way the
 four mldeploy resources (ModelVersion, ServicePrincipal x2, BaseImage,
 InferenceDeployment) come from the same ``ModelService`` call below.
 
-The model, code, base image context and the two JSON files are the demo stack's.
+The model, code and the two JSON files are the demo stack's. The base image
+context is config (``mldeploy:baseImageContext``, relative to this directory;
+default the demo's Debian base): Azure ML builds the environment with the
+base image's conda, so for ``azure`` use ``base-conda`` (the document's
+Ubuntu + Miniconda image, built on the registry).
 """
 
 from pathlib import Path
@@ -90,7 +94,7 @@ service = ModelService(
     inference_config=str(DEMO / "inferenceconfig.json"),
     deployment_config=str(DEMO / "deploymentconfig.json"),
     # On azure the registry builds the base image (the document's `az acr build`); locally, Docker Engine does.
-    base_image=BaseImageSpec(context=str(DEMO / "base"), tag="v1", remote_build=True),
+    base_image=BaseImageSpec(context=str(HERE / (cfg.get("baseImageContext") or "../demo/base")), tag="v1", remote_build=True),
     model_tags={"framework": "scikit-learn", "dataset": "iris"},
     target=target,
 )

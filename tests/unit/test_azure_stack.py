@@ -129,6 +129,7 @@ def test_azure_target_creates_the_workspace_and_deploys_on_it(monkeypatch: pytes
     (base,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:BaseImage")
     assert base["repository"] == "mldeploy/mldeploy-iris-base"
     assert base["build_on"] == sps[0]["registry"]  # built on the workspace's registry (`az acr build`)
+    assert base["requirements"]["conda"] is True  # Azure ML builds the environment with the image's conda
 
 
 def test_an_existing_workspace_from_config_creates_no_azure_resources(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,7 +99,8 @@ class ModelService(ComponentResource):
                 build_args=base_image.build_args,
                 registry="local" if on_azure else registry,  # on azure: the push identity's registry
                 service_principal=push,
-                requirements=base_image.requirements,
+                # Azure ML builds the environment with the base image's conda (the document's image requirements).
+                requirements=base_image.requirements if base_image.requirements is not None or not on_azure else {"conda": True},
                 build_on=target if on_azure and base_image.remote_build else None,
                 opts=child,
             )
