@@ -9,7 +9,6 @@ their builds takes a second or two.
 from __future__ import annotations
 
 import re
-import textwrap
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass

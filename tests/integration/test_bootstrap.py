@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 
-import pytest
 import requests
 
 from .conftest import Creds

@@ -30,7 +30,6 @@ class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append((args.typ, args.name, dict(args.inputs)))
         outs = dict(args.inputs)
-        rg = f"/subscriptions/{SUB}/resourceGroups/{args.name}-rg0"
         provider = {
             "azure-native:resources:ResourceGroup": ("", ""),
             "azure-native:storage:StorageAccount": ("Microsoft.Storage/storageAccounts", ""),

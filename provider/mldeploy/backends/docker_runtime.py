@@ -23,6 +23,7 @@ import docker.errors
 import requests
 
 from ..errors import BackendError, NotFound
+from . import docker_engine
 
 LABEL_SERVICE = "mldeploy.service"
 LABEL_STACK = "mldeploy.stack"
@@ -40,10 +41,7 @@ class Container:
 
 
 def client() -> docker.DockerClient:
-    try:
-        return docker.from_env(timeout=300)
-    except docker.errors.DockerException as exc:
-        raise BackendError(f"connecting to Docker Engine: {exc}; is dockerd running (make setup)?") from exc
+    return docker_engine.client(timeout=300)
 
 
 def free_port() -> int:

@@ -48,6 +48,7 @@ import docker.errors
 from docker import types as dt
 
 from ..errors import BackendError, NotFound
+from . import docker_engine
 from .docker_runtime import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN
 
 LABEL_ROLE = "mldeploy.role"
@@ -363,10 +364,7 @@ class Swarm:
 
     def __init__(self, progress: Callable[[str], None], registry: str | None = None, pull_auth: dict[str, str] | None = None) -> None:
         self.progress = progress
-        try:
-            self.api: docker.APIClient = docker.from_env(timeout=300).api
-        except docker.errors.DockerException as exc:
-            raise BackendError(f"connecting to Docker Engine: {exc}; is dockerd running (make setup)?") from exc
+        self.api: docker.APIClient = docker_engine.client(timeout=300).api
         if registry and pull_auth:
             try:
                 # In memory only: the SDK sends it as X-Registry-Auth with create/update_service.

@@ -83,7 +83,7 @@ from ..refs import (
 )
 from ..requirements import ImageFacts, ImageRequirements, parse_os_release, unmet
 from ..settings import Settings
-from ._common import is_unknown, progress, run_checks
+from ._common import changed, is_unknown, progress, run_checks
 
 KIND = "BaseImage"
 REPLACE_KEYS = ("registry_address", "repository")
@@ -382,11 +382,8 @@ class BaseImageProvider(dynamic.ResourceProvider):
         return dynamic.CheckResult(news, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        def changed(keys: tuple[str, ...]) -> list[str]:
-            return [k for k in keys if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
-
-        replaces = changed(REPLACE_KEYS)
-        updates = changed(UPDATE_KEYS)
+        replaces = changed(olds, news, REPLACE_KEYS)
+        updates = changed(olds, news, UPDATE_KEYS)
         tag = news.get("tag")
         drifted = not is_unknown(tag) and tag not in (olds.get("tags") or [])
         return dynamic.DiffResult(

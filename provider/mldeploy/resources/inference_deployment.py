@@ -51,7 +51,7 @@ from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import MldeployError, NotFound, ValidationError
 from ..settings import Settings
 from . import _azure_deploy as _azure
-from ._common import is_unknown, progress, run_checks
+from ._common import changed, is_unknown, progress, run_checks
 
 KIND = "InferenceDeployment"
 TARGETS = ("local", "swarm")
@@ -417,8 +417,8 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        updates = [k for k in UPDATE_KEYS if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
+        replaces = changed(olds, news, REPLACE_KEYS)
+        updates = changed(olds, news, UPDATE_KEYS)
         not_running = olds.get("state") not in (None, "running")
         updates += _swarm_drift(olds, news)
         return dynamic.DiffResult(changes=bool(replaces or updates or not_running), replaces=replaces, delete_before_replace=True)

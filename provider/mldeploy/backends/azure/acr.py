@@ -30,8 +30,8 @@ from typing import Any
 from ...context import context_files, dockerfile_path
 from ...errors import AuthError, BackendError, BuildError, NotFound, ValidationError
 from ._common import AzureTarget, azure_errors, call, parse_target
-from .credentials import ARM_SCOPE, default_credential
-from .workspace import RegistryInfo, registry_info
+from .credentials import ARM_SCOPE, AzureClient
+from .workspace import RegistryBound
 
 RUNS_API = "2019-06-01-preview"
 TERMINAL = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
@@ -68,7 +68,7 @@ def context_archive(context_dir: str, dockerfile: str | None) -> bytes:
     return buf.getvalue()
 
 
-class AcrBuilder:
+class AcrBuilder(RegistryBound):
     """Remote builds on one registry (a workspace target resolves to its registry)."""
 
     def __init__(self, target: AzureTarget | str, credential: Any = None, transport: Any = None, poll_interval: float = 3.0) -> None:
@@ -76,19 +76,6 @@ class AcrBuilder:
         self._credential = credential
         self._transport = transport
         self.poll_interval = poll_interval
-        self._info: RegistryInfo | None = None
-
-    @property
-    def credential(self) -> Any:
-        if self._credential is None:
-            self._credential = default_credential()
-        return self._credential
-
-    @property
-    def info(self) -> RegistryInfo:
-        if self._info is None:
-            self._info = registry_info(self.target, self.credential, self._transport)
-        return self._info
 
     def _client(self) -> Any:
         from azure.mgmt.containerregistry import ContainerRegistryManagementClient
@@ -196,7 +183,7 @@ class AcrBuilder:
         return offset + end
 
 
-class AcrImageRegistry:
+class AcrImageRegistry(AzureClient):
     """``ImageRegistry`` on an ACR login server with an Entra token (no password)."""
 
     def __init__(self, address: str, credential: Any = None, transport: Any = None) -> None:
@@ -214,8 +201,7 @@ class AcrImageRegistry:
     def _token(self, client: Any, scope: str) -> str:
         from azure.core.rest import HttpRequest
 
-        cred = self._credential or default_credential()
-        aad = cred.get_token(ARM_SCOPE).token
+        aad = self.credential.get_token(ARM_SCOPE).token
         with azure_errors(f"signing in to {self.address}"):
             resp = client.send_request(
                 HttpRequest("POST", f"https://{self.address}/oauth2/exchange", data={"grant_type": "access_token", "service": self.address, "access_token": aad})

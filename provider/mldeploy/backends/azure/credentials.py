@@ -22,3 +22,17 @@ def default_credential() -> Any:
     except ImportError as exc:  # pragma: no cover - without the extra
         raise BackendError(f"the azure target needs mldeploy's azure extra (pip install 'mldeploy[azure]'): {exc}") from exc
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+class AzureClient:
+    """Base of the Azure backends: the credential given (tests pass their own) or ``DefaultAzureCredential``
+    made on first use, and an optional azure-core transport. One instance per provider call."""
+
+    _credential: Any = None
+    _transport: Any = None
+
+    @property
+    def credential(self) -> Any:
+        if self._credential is None:
+            self._credential = default_credential()
+        return self._credential

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 from ...errors import NotFound, ValidationError
 from ..protocols import Identity
 from ._common import AzureTarget, azure_errors, call, parse_target, translate
-from .credentials import GRAPH_SCOPE, default_credential
-from .workspace import RegistryInfo, registry_info
+from .credentials import GRAPH_SCOPE
+from .workspace import RegistryBound
 
 T = TypeVar("T")
 ROLE_IDS = {
@@ -55,7 +55,7 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-class EntraIdentityStore:
+class EntraIdentityStore(RegistryBound):
     """Identities with a role on one Azure container registry (see the module docstring)."""
 
     def __init__(
@@ -73,21 +73,8 @@ class EntraIdentityStore:
         self._graph_http = graph_http  # tests: a factory of httpx.AsyncClient with a mock transport
         self._retries = replication_retries
         self._delay = replication_delay
-        self._info: RegistryInfo | None = None
 
     # -- plumbing --------------------------------------------------------------
-    @property
-    def credential(self) -> Any:
-        if self._credential is None:
-            self._credential = default_credential()
-        return self._credential
-
-    @property
-    def info(self) -> RegistryInfo:
-        if self._info is None:
-            self._info = registry_info(self.target, self.credential, self._transport)
-        return self._info
-
     @property
     def registry_address(self) -> str:  # type: ignore[override]
         return self.info.login_server

@@ -30,7 +30,7 @@ from ...errors import BackendError, NotFound, ValidationError
 from ...hashing import tree_files
 from ..protocols import RegisteredModel
 from ._common import AzureTarget, azure_errors, call, parse_target
-from .credentials import default_credential
+from .credentials import AzureClient
 from .workspace import ml_client
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -59,7 +59,7 @@ class _HashingReader:
         return getattr(self.f, name)
 
 
-class AzureMlModelRegistry:
+class AzureMlModelRegistry(AzureClient):
     """``ModelRegistry`` on one workspace. Holds its target; SDK clients are made per call."""
 
     def __init__(self, workspace: AzureTarget | str, credential: Any = None, transport: Any = None) -> None:
@@ -69,12 +69,6 @@ class AzureMlModelRegistry:
         self._credential = credential
         self._transport = transport
         self.location = str(self.workspace)
-
-    @property
-    def credential(self) -> Any:
-        if self._credential is None:
-            self._credential = default_credential()
-        return self._credential
 
     def _ml(self) -> Any:
         return ml_client(self.workspace, self.credential, self._transport)

@@ -31,7 +31,7 @@ from typing import Any
 
 from ...errors import BackendError, NotFound, ValidationError
 from ._common import AzureTarget, call, parse_target
-from .credentials import default_credential
+from .credentials import AzureClient
 from .ml_registry import default_container, upload_verified
 from .workspace import ml_client
 
@@ -91,7 +91,7 @@ class OnlineSpec:
         return "mld-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-class OnlineDeployer:
+class OnlineDeployer(AzureClient):
     """Online endpoints on one workspace. SDK clients are made per call."""
 
     def __init__(self, workspace: AzureTarget | str, credential: Any = None, transport: Any = None, log_lines: int = 60) -> None:
@@ -101,12 +101,6 @@ class OnlineDeployer:
         self._credential = credential
         self._transport = transport
         self.log_lines = log_lines
-
-    @property
-    def credential(self) -> Any:
-        if self._credential is None:
-            self._credential = default_credential()
-        return self._credential
 
     def _ml(self) -> Any:
         return ml_client(self.workspace, self.credential, self._transport)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import BackendError
 from ._common import AzureTarget, call, parse_target
-from .credentials import default_credential
+from .credentials import AzureClient, default_credential
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,16 @@ def registry_info(target: AzureTarget | str, credential: Any = None, transport: 
     client = ContainerRegistryManagementClient(credential, reg.subscription_id, **kwargs)
     found = call(f"reading container registry {reg.name}", client.registries.get, reg.resource_group, reg.name)
     return RegistryInfo(reg, found.login_server)
+
+
+class RegistryBound(AzureClient):
+    """An Azure backend bound to one container registry (a workspace target resolves to its registry)."""
+
+    target: AzureTarget
+    _info: RegistryInfo | None = None
+
+    @property
+    def info(self) -> RegistryInfo:
+        if self._info is None:
+            self._info = registry_info(self.target, self.credential, self._transport)
+        return self._info
