@@ -7,6 +7,10 @@ by every test; each test gets its own throwaway Pulumi project and stack.
 from __future__ import annotations
 
 import base64
+import json
+import threading
+import time
+from collections import Counter
 import os
 import shutil
 import subprocess
@@ -117,3 +121,68 @@ def copy_demo(dest: Path) -> Path:
     if not (dest / "model" / "model.joblib").exists():
         subprocess.run(["python", str(dest / "make_model.py"), str(dest / "model")], check=True)
     return dest
+
+
+def deployment_program(
+    demo: Path, svc: str, base: str, deployment_config: dict[str, object] | str, exports: dict[str, str], **kwargs: object
+) -> str:
+    """A program deploying the demo model: a ModelVersion, push and pull identities, and an InferenceDeployment.
+
+    ``deployment_config`` is a dict or its JSON text; ``kwargs`` are further InferenceDeployment
+    arguments (``target``, ``regenerate_key``, ...); ``exports`` maps output names to expressions
+    over ``dep``, ``mv``, ``push`` and ``pull``.
+    """
+    dc = deployment_config if isinstance(deployment_config, str) else json.dumps(deployment_config)
+    extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+    lines = [
+        "import json",
+        "import pulumi",
+        "from mldeploy import InferenceDeployment, ModelVersion, ServicePrincipal",
+        f"D = {str(demo)!r}",
+        f'mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")',
+        f'push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")',
+        f'pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")',
+        f'dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",',
+        f"    deployment_config=json.loads({dc!r}), models=[mv], push_identity=push, pull_identity=pull,",
+        f"    base_image={base!r}, health_timeout=60{extra})",
+        *(f"pulumi.export({name!r}, {expr})" for name, expr in exports.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Load:
+    """A bounded request loop on loopback during an update: counts 200s, and every other answer or error as a failure.
+
+    ``answers`` counts the distinct bodies (and errors) seen, so a test can tell which version answered.
+    The loop stops when the ``with`` block ends, or after ``limit`` seconds.
+    """
+
+    def __init__(self, uri: str, body: object, timeout: float, pause: float, limit: float) -> None:
+        self.uri, self.body, self.timeout, self.pause, self.limit = uri, body, timeout, pause, limit
+        self.ok, self.failed, self.answers = 0, 0, Counter[str]()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                r = requests.post(self.uri, json=self.body, timeout=self.timeout)
+                if r.status_code == 200:
+                    self.ok += 1
+                    self.answers[json.dumps(r.json(), sort_keys=True)] += 1
+                else:
+                    self.failed += 1
+                    self.answers[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
+            except requests.RequestException as exc:
+                self.failed += 1
+                self.answers[f"error: {type(exc).__name__}"] += 1
+            time.sleep(self.pause)
+
+    def __enter__(self) -> "Load":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()

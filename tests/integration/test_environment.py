@@ -8,25 +8,16 @@ from pathlib import Path
 
 import requests
 
-from .conftest import copy_demo
+from .conftest import copy_demo, deployment_program
 from .harness import Project
 
-PROGRAM = """
-import pulumi
-from mldeploy import ServicePrincipal, ModelVersion, InferenceDeployment
-D = {demo!r}
-mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")
-push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")
-pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")
-dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",
-    deployment_config={{"computeType": "local", "port": {port}}}, models=[mv],
-    push_identity=push, pull_identity=pull, base_image={base!r}, health_timeout=60)
-pulumi.export("scoring_uri", dep.scoring_uri)
-pulumi.export("lock", dep.environment_lock)
-pulumi.export("build_log", dep.build_log)
-"""
-
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2]]}
+EXPORTS = {"scoring_uri": "dep.scoring_uri", "lock": "dep.environment_lock", "build_log": "dep.build_log"}
+
+
+def program(demo: Path, svc: str, base: str, **kwargs: object) -> str:
+    return deployment_program(demo, svc, base, {"computeType": "local", "port": 18892}, EXPORTS, **kwargs)
+
 
 
 def _env_layer(build_log: str) -> tuple[bool, str]:
@@ -42,7 +33,7 @@ def _env_layer(build_log: str) -> tuple[bool, str]:
 def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Path, demo_base: str) -> None:
     demo = copy_demo(tmp_path / "demo")
     svc = f"env-{project.name[-6:]}"
-    project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18892, base=demo_base))
+    project.write(program(demo, svc, demo_base))
     project.up()
     outs = project.outputs()
     _, env_layer = _env_layer(outs["build_log"])
@@ -92,7 +83,7 @@ def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Pa
     assert "pins python=3.9 but the base image has Python 3.11" in res.output
     assert "accept_image_python=True" in res.output
     # ... and the opt-in accepts the image's Python with a warning.
-    project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18892, base=demo_base).replace("health_timeout=60", "health_timeout=60, accept_image_python=True"))
+    project.write(program(demo, svc, demo_base, accept_image_python=True))
     res = project.preview()
     assert "warning:" in res.output and "using the image's Python 3.11" in res.output
     conda.write_text(conda.read_text().replace("python=3.9", "python=3.11"))

@@ -2,69 +2,33 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import requests
 
 from .conftest import copy_demo as _copy_demo
+from .conftest import Load, deployment_program
 from .harness import Project
 
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+EXPORTS = {
+    "scoring_uri": "dep.scoring_uri",
+    "image_ref": "dep.image_ref",
+    "container_id": "dep.container_id",
+    "pull_id": "pull.client_id",
+    "push_id": "push.client_id",
+}
 
-PROGRAM = """
-import pulumi
-from mldeploy import ServicePrincipal
-from mldeploy.resources.model_version import ModelVersion
-from mldeploy.resources.inference_deployment import InferenceDeployment
-D = {demo!r}
-mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")
-push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")
-pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")
-dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",
-    deployment_config={{"computeType": "local", "port": {port}}}, models=[mv],
-    push_identity=push, pull_identity=pull, base_image={base!r}, health_timeout=60)
-pulumi.export("scoring_uri", dep.scoring_uri)
-pulumi.export("image_ref", dep.image_ref)
-pulumi.export("container_id", dep.container_id)
-pulumi.export("pull_id", pull.client_id)
-pulumi.export("push_id", push.client_id)
-"""
+
+def program(demo: Path, svc: str, port: int, base: str, compute_type: str = "local", **kwargs: object) -> str:
+    return deployment_program(demo, svc, base, {"computeType": compute_type, "port": port}, EXPORTS, **kwargs)
 
 
 def _score(uri: str) -> dict:  # type: ignore[type-arg]
     r = requests.post(uri, json=SAMPLE, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
-
-
-class Load:
-    """Bounded request loop on loopback, counting failures (measures the swap gap)."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri, self.ok, self.failed, self.stop = uri, 0, 0, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 300
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                if requests.post(self.uri, json=SAMPLE, timeout=5).status_code == 200:
-                    self.ok += 1
-                else:
-                    self.failed += 1
-            except requests.RequestException:
-                self.failed += 1
-            time.sleep(0.01)
-
-    def __enter__(self) -> "Load":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def _containers(docker_client, svc: str) -> list:  # type: ignore[no-untyped-def,type-arg]
@@ -74,7 +38,7 @@ def _containers(docker_client, svc: str) -> list:  # type: ignore[no-untyped-def
 def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, docker_client, settings) -> None:  # type: ignore[no-untyped-def]
     demo = _copy_demo(tmp_path / "demo")
     svc = f"it-{project.name[-6:]}"
-    project.write(PROGRAM.format(demo=str(demo), svc=svc, port=18890, base=demo_base))
+    project.write(program(demo, svc, 18890, demo_base))
 
     project.up()
     outs = project.outputs()
@@ -94,7 +58,7 @@ def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, 
     preview = project.preview()
     assert project.ops() == {"svc": "update"}
     assert "source_digest" in preview.output
-    with Load(outs["scoring_uri"]) as load:
+    with Load(outs["scoring_uri"], SAMPLE, timeout=5, pause=0.01, limit=300) as load:
         project.up()
         time.sleep(0.5)
     print(f"\nswap under load: {load.ok} requests answered, {load.failed} failed")
@@ -146,7 +110,7 @@ def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, 
 def test_bad_input_fails_at_preview(project: Project, tmp_path: Path, demo_base: str) -> None:
     demo = _copy_demo(tmp_path / "demo")
     (demo / "inferenceconfig.json").write_text('{"entryScript": "missing.py", "sourceDirectory": "src"}')
-    project.write(PROGRAM.format(demo=str(demo), svc="it-bad", port=18891, base=demo_base))
+    project.write(program(demo, "it-bad", 18891, demo_base))
     res = project.preview(check=False)
     assert res.returncode != 0
     assert "inference_config.entryScript" in res.output and "missing.py" in res.output
@@ -156,6 +120,6 @@ def test_bad_input_fails_at_preview(project: Project, tmp_path: Path, demo_base:
     assert "entryscript: unknown field" in res.output
 
     (demo / "inferenceconfig.json").write_text('{"entryScript": "score.py", "sourceDirectory": "src"}')
-    project.write(PROGRAM.format(demo=str(demo), svc="it-bad", port=18891, base=demo_base).replace('"local", "port"', '"aks", "port"').replace("health_timeout=60", "health_timeout=60, target='local'"))
+    project.write(program(demo, "it-bad", 18891, demo_base, compute_type="aks", target="local"))
     res = project.preview(check=False)
     assert "computeType 'aks'" in res.output and "not run by the local target" in res.output

@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +20,22 @@ import requests
 
 from .harness import Project
 from .conftest import copy_demo as _copy_demo
+from .conftest import Load, deployment_program
 
 PORT = 18893
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 LABEL = "mldeploy.service"
+EXPORTS = {
+    "scoring_uri": "dep.scoring_uri",
+    "image_ref": "dep.image_ref",
+    "replicas": "dep.replicas",
+    "primary_key": "dep.primary_key",
+    "secondary_key": "dep.secondary_key",
+}
 
-PROGRAM = """
-import contextlib
-import json
-import pulumi
-from mldeploy import ServicePrincipal
-from mldeploy.resources.model_version import ModelVersion
-from mldeploy.resources.inference_deployment import InferenceDeployment
-D = {demo!r}
-mv = ModelVersion("model", model_name="{svc}-iris", path=D + "/model")
-push = ServicePrincipal("push", role="AcrPush", display_name="{svc}-push")
-pull = ServicePrincipal("pull", role="AcrPull", display_name="{svc}-pull")
-dep = InferenceDeployment("svc", service_name="{svc}", inference_config=D + "/inferenceconfig.json",
-    deployment_config=json.loads({dc!r}), models=[mv], push_identity=push, pull_identity=pull,
-    base_image={base!r}, health_timeout=60, regenerate_key={regen!r})
-pulumi.export("scoring_uri", dep.scoring_uri)
-pulumi.export("image_ref", dep.image_ref)
-pulumi.export("replicas", dep.replicas)
-pulumi.export("primary_key", dep.primary_key)
-pulumi.export("secondary_key", dep.secondary_key)
-"""
+
+def program(demo: Path, svc: str, base: str, dc: str, regen: str | None) -> str:
+    return deployment_program(demo, svc, base, dc, EXPORTS, regenerate_key=regen)
 
 
 def deployment_config(**extra: Any) -> str:
@@ -62,40 +51,6 @@ def deployment_config(**extra: Any) -> str:
     }
     dc.update(extra)
     return json.dumps(dc)
-
-
-class Load:
-    """Bounded request loop on loopback: counts 200s, and every other answer or error as a failure."""
-
-    def __init__(self, uri: str, headers: dict[str, str] | None = None) -> None:
-        self.uri, self.headers = uri, headers or {}
-        self.ok, self.failed, self.answers = 0, 0, Counter[str]()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 400
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                r = requests.post(self.uri, json=SAMPLE, headers=self.headers, timeout=10)
-                if r.status_code == 200:
-                    self.ok += 1
-                    self.answers[json.dumps(r.json(), sort_keys=True)] += 1
-                else:
-                    self.failed += 1
-                    self.answers[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
-            except requests.RequestException as exc:
-                self.failed += 1
-                self.answers[f"error: {type(exc).__name__}"] += 1
-            time.sleep(0.02)
-
-    def __enter__(self) -> "Load":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def _docker(*args: str) -> str:
@@ -145,7 +100,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     model = f"mldeploy-{svc}"
 
     def write(dc: str, regen: str | None = None) -> None:
-        project.write(PROGRAM.format(demo=str(demo), svc=svc, base=demo_base, dc=dc, regen=regen))
+        project.write(program(demo, svc, demo_base, dc, regen))
 
     write(deployment_config())
     project.up()
@@ -190,7 +145,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     score.write_text(v2)
     assert project.ops() == {"svc": "update"}
     t = time.monotonic()
-    with Load(uri) as load:
+    with Load(uri, SAMPLE, timeout=10, pause=0.02, limit=400) as load:
         project.up()
         time.sleep(1)
     timings["rollout"] = time.monotonic() - t
@@ -204,7 +159,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     # init() raises: Swarm rolls back, up fails with the traceback, the old replicas answer throughout.
     score.write_text(v2.replace("def init():\n", "def init():\n    raise RuntimeError('model store offline')\n"))
     t = time.monotonic()
-    with Load(uri) as load:
+    with Load(uri, SAMPLE, timeout=10, pause=0.02, limit=400) as load:
         failed = project.up(check=False)
     timings["rollback"] = time.monotonic() - t
     print(f"failed rollout under load: {load.ok} ok, {load.failed} failed in {timings['rollback']:.0f}s")
@@ -269,25 +224,25 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
 def test_swarm_fields_checked_at_preview(project: Project, tmp_path: Path, demo_base: str) -> None:
     demo = _copy_demo(tmp_path / "demo")
     auto = deployment_config(autoScaler={"autoscaleEnabled": True, "minReplicas": 1, "maxReplicas": 4})
-    project.write(PROGRAM.format(demo=str(demo), svc="sw-bad", base=demo_base, dc=auto, regen=None))
+    project.write(program(demo, "sw-bad", demo_base, auto, None))
     res = project.preview(check=False)
     assert res.returncode != 0
     assert "deployment_config.autoScaler" in res.output and "Swarm has no autoscaler" in res.output
 
     # computeType aci alone selects the local target; the stack config mldeploy:target selects swarm.
-    project.write(PROGRAM.format(demo=str(demo), svc="sw-bad", base=demo_base, dc=deployment_config(computeType="aci"), regen=None))
+    project.write(program(demo, "sw-bad", demo_base, deployment_config(computeType="aci"), None))
     res = project.preview(check=False)
     assert "computeType 'aci'" in res.output and "not run by the local target" in res.output
     project.config("mldeploy:target", "swarm")
     res = project.preview(check=False)
     assert "computeType 'aci'" in res.output and "not run by the swarm target" in res.output and "use 'aks' or 'local'" in res.output
 
-    project.write(PROGRAM.format(demo=str(demo), svc="sw-bad", base=demo_base, dc=deployment_config(), regen="tertiary:1"))
+    project.write(program(demo, "sw-bad", demo_base, deployment_config(), "tertiary:1"))
     res = project.preview(check=False)
     assert "regenerate_key" in res.output and "'tertiary:1'" in res.output
 
     # Fields that name an Azure place are ignored with a warning, and the preview succeeds.
-    project.write(PROGRAM.format(demo=str(demo), svc="sw-ok", base=demo_base, dc=deployment_config(location="westeurope"), regen=None))
+    project.write(program(demo, "sw-ok", demo_base, deployment_config(location="westeurope"), None))
     res = project.preview()
     assert "deployment_config.location is ignored by the swarm target" in res.output
 
