@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -182,4 +183,80 @@ class ImageRegistry(Protocol):
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete a manifest by digest (and with it every tag on it). ``NotFound`` when already gone."""
+        ...
+
+
+# -- runtimes: where an InferenceDeployment's derived image runs --------------------------------------------
+@dataclass(frozen=True)
+class DeploySpec:
+    """Everything a runtime needs to run (or update) one deployment. Built by ``InferenceDeployment``.
+
+    ``image_ref`` is the pushed derived image by digest (``address/repository@sha256:...``), or None on
+    targets that build the image themselves (azure). ``deployment`` is the validated
+    ``deploymentconfig.json`` (camelCase keys). ``labels`` carry ``mldeploy.service``,
+    ``mldeploy.stack`` and ``mldeploy.urn``: every object a runtime creates carries them, and a
+    runtime never removes an object whose labels name another stack. ``keys`` is (primary,
+    secondary) when ``authEnabled``. ``previous`` is the running deployment's outputs on update,
+    None on create. ``props`` is the resource's full input/props dict, for targets that need more
+    (azure: source directory, conda file, models).
+    """
+
+    service: str
+    image_ref: str | None
+    entry_script: str
+    deployment: dict[str, Any]
+    port: int
+    labels: dict[str, str]
+    registry: str
+    pull_auth: dict[str, str]
+    push_auth: dict[str, str]
+    keys: tuple[str, str] | None
+    health_timeout: float
+    previous: dict[str, Any] | None
+    props: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What ``read`` found running: ``state`` (``running``, ``degraded``, ``stopped``, ...), the
+    replica count and image actually serving, and any target-specific facts to merge into outputs."""
+
+    state: str
+    replicas: int | None = None
+    image: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime(Protocol):
+    """One deployment target (``local``, ``swarm``, ``kubernetes``, ``azure``). Chosen in ``backends/select.py``.
+
+    Implementations live one per module and translate their library's exceptions into
+    ``mldeploy.errors`` in one place. ``progress`` receives one-line messages for the user.
+    """
+
+    target: str
+    builds_image: bool  # whether mldeploy builds and pushes a derived image for this target
+
+    def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
+        """Check-time field rules for this target (no I/O): raise ``ValidationError("deployment_config.<field>", ...)``
+        for a field it cannot honour; ``warn`` for one it ignores."""
+        ...
+
+    def preflight(self, spec: DeploySpec, progress: Callable[[str], None]) -> None:
+        """Check-time checks that need the live system (ports, ownership by another stack, cluster capacity).
+        Raise ``ValidationError`` naming the input. Must not change anything."""
+        ...
+
+    def deploy(self, spec: DeploySpec, progress: Callable[[str], None]) -> dict[str, Any]:
+        """Create or update the running deployment from ``spec``; wait until it serves. Returns outputs to merge
+        (at least ``state``, ``scoring_uri``, ``swagger_uri``). On failure the previous version keeps serving
+        and nothing new is left running."""
+        ...
+
+    def read(self, service: str, outputs: dict[str, Any]) -> LiveState:
+        """What runs now. ``NotFound`` only for a definite "does not exist"."""
+        ...
+
+    def remove(self, service: str, outputs: dict[str, Any], labels: dict[str, str], progress: Callable[[str], None]) -> None:
+        """Remove everything the deployment runs (only objects whose labels match). Missing is not an error."""
         ...
