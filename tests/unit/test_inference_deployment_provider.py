@@ -367,3 +367,28 @@ def test_ownership(theirs: dict[str, str], same: bool) -> None:
     ours = {"mldeploy.stack": "dev", "mldeploy.urn": URN}
     assert same_owner(theirs, ours) is same
     assert owner(ours) == "shop/dev" and describe(ours) == f"stack shop/dev (resource {URN})"
+
+
+def test_local_runtime_never_removes_another_stacks_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Containers of the same service name that another stack owns are neither stopped by a swap nor removed by delete."""
+    from mldeploy.backends import docker_runtime as rt
+    from mldeploy.backends import local_runtime
+
+    ours = {"mldeploy.service": "iris", "mldeploy.stack": "dev", "mldeploy.urn": URN}
+    theirs = {**ours, "mldeploy.urn": URN.replace("::shop::", "::other::")}
+    containers = {
+        "mine": rt.Container("mine", "mldeploy-iris-1", "running", "img", ours),
+        "theirs": rt.Container("theirs", "mldeploy-iris-2", "running", "img", theirs),
+    }
+    removed: list[str] = []
+    monkeypatch.setattr(rt, "find", lambda service: list(containers.values()))
+    monkeypatch.setattr(rt, "remove", lambda cid, grace=10, progress=None: removed.append(cid))
+    said: list[str] = []
+    local_runtime.LocalRuntime().remove("iris", {}, ours, said.append)
+    assert removed == ["mine"] and said == [f"left container mldeploy-iris-2 alone: it belongs to stack other/dev (resource {theirs['mldeploy.urn']})"]
+
+    spec = DeploySpec("iris", None, "score.py", {}, 19002, ours, "r", {}, {}, None, 1, None, {})
+    monkeypatch.setattr(rt, "port_in_use", lambda port: False)
+    with pytest.raises(ValidationError, match="already deployed by stack other/dev") as exc:
+        local_runtime.LocalRuntime().preflight(spec, said.append)
+    assert exc.value.field == "service_name"

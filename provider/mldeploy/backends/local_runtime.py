@@ -64,18 +64,18 @@ class LocalRuntime:
             raise MldeployError("the local target runs a derived image: image_ref is required")
         engine = DockerEngine(progress=progress)
         engine.pull(spec.image_ref, spec.pull_auth)  # as the deployment: with the pull-only identity
-        ours = self._containers(spec, progress)
-        for old in ours:  # leftovers of a failed or out-of-band-broken deployment
-            if old.status != "running":
-                rt.remove(old.id, progress=progress)
-        name = f"mldeploy-{spec.service}-{secrets.token_hex(3)}"
-        progress(f"starting {name} on 127.0.0.1:{spec.port}")
-        c = rt.start(spec.image_ref, name, f"/var/azureml-app/{spec.entry_script}", spec.port, spec.labels, spec.health_timeout)
-        progress(f"healthy: http://127.0.0.1:{spec.port}/score")
-        for old in self._containers(spec, progress):
-            if old.id != c.id:
-                progress(f"stopping previous container {old.name}")
-                rt.remove(old.id, progress=progress)
+        with translate(f"deploying {spec.service} on the local Docker Engine"):
+            for old in self._containers(spec, progress):  # leftovers of a failed or out-of-band-broken deployment
+                if old.status != "running":
+                    rt.remove(old.id, progress=progress)
+            name = f"mldeploy-{spec.service}-{secrets.token_hex(3)}"
+            progress(f"starting {name} on 127.0.0.1:{spec.port}")
+            c = rt.start(spec.image_ref, name, f"/var/azureml-app/{spec.entry_script}", spec.port, spec.labels, spec.health_timeout)
+            progress(f"healthy: http://127.0.0.1:{spec.port}/score")
+            for old in self._containers(spec, progress):
+                if old.id != c.id:
+                    progress(f"stopping previous container {old.name}")
+                    rt.remove(old.id, progress=progress)
         return {
             "container_id": c.id,
             "container_name": c.name,
@@ -85,13 +85,17 @@ class LocalRuntime:
         }
 
     def read(self, service: str, outputs: dict[str, Any]) -> LiveState:
-        c = rt.get(outputs.get("container_id") or "")
+        with translate(f"reading the container of {service}"):
+            c = rt.get(outputs.get("container_id") or "")
         return LiveState(state=c.status)
 
     def remove(self, service: str, outputs: dict[str, Any], labels: dict[str, str], progress: Callable[[str], None]) -> None:
-        for c in rt.find(service):
-            if same_owner(c.labels, labels):
-                rt.remove(c.id, progress=progress)
+        with translate(f"removing the containers of {service}"):
+            for c in rt.find(service):
+                if same_owner(c.labels, labels):
+                    rt.remove(c.id, progress=progress)
+                else:
+                    progress(f"left container {c.name} alone: it belongs to {describe(c.labels)}")
 
     @staticmethod
     def _containers(spec: DeploySpec, progress: Callable[[str], None]) -> list[rt.Container]:
@@ -109,7 +113,8 @@ def check_port(spec: DeploySpec) -> None:
     """The port must be free, or held by this deployment (under its new or, when it is being renamed, its old name)."""
     if not rt.port_in_use(spec.port):
         return
-    owner = rt.owner_of_port(spec.port)
+    with translate(f"finding who serves port {spec.port}"):
+        owner = rt.owner_of_port(spec.port)
     ours = {spec.service, (spec.previous or {}).get("service_name")} - {None}
     if owner is not None and owner.labels.get(LABEL_SERVICE) in ours and same_owner(owner.labels, spec.labels):
         return
