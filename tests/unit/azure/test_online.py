@@ -14,7 +14,7 @@ from mldeploy.hashing import tree_digest
 
 from .conftest import SUB, TARGET, WS_ID
 from .fakes import FakeAzure, arm_error
-from .test_ml_registry import BLOB_HOST, CONTAINER, datastore
+from .test_ml_registry import BLOB_HOST, CONTAINER, datastore, play_datastore
 
 EP = WS_ID + "/onlineEndpoints/iris"
 OPS = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/locations/westeurope/mfeOperationsStatus"
@@ -33,7 +33,7 @@ class World:
         self.fail = fail_deployment
         a = azure
         a.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
-        a.on("GET", WS_ID + "/datastores/workspaceblobstore", (200, datastore(), {}))
+        play_datastore(a)
         a.on("HEAD", f"/{CONTAINER}/mldeploy/code/.*\\.complete", (404, b"", {"x-ms-error-code": "BlobNotFound"}), host=BLOB_HOST)
         a.on("PUT", f"/{CONTAINER}/mldeploy/code/.*", (201, b"", {"ETag": '"1"'}), host=BLOB_HOST)
         a.on("GET", EP, self.get_endpoint)
