@@ -126,9 +126,9 @@ def example(rel: str, status: str = "200") -> tuple[int, Any, dict[str, str]]:
     return int(status), resp.get("body"), dict(resp.get("headers") or {})
 
 
-def derived(name: str, **fill: str) -> tuple[int, Any, dict[str, str]]:
+def derived(answer: str, **fill: str) -> tuple[int, Any, dict[str, str]]:
     """A derived answer from ``recordings/derived.json`` with ``{placeholders}`` filled in."""
-    entry = json.loads((RECORDINGS / "derived.json").read_text())["answers"][name]
+    entry = json.loads((RECORDINGS / "derived.json").read_text())["answers"][answer]
     text = json.dumps(entry["body"])
     for k, v in fill.items():
         text = text.replace("{" + k + "}", v)

@@ -28,7 +28,9 @@ def datastore() -> dict:  # type: ignore[type-arg]
 
 
 def play_datastore(azure) -> None:  # type: ignore[no-untyped-def]
-    """The recorded datastore GET and its listSecrets (an account key) answer."""
+    """The recorded datastore GET and its listSecrets (an account key) answer; the default-datastore query
+    (``GET .../datastores?isDefault=true``) answers the recorded datastore in an ARM list."""
+    azure.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
     azure.play(pick(CRUD, "GET", "/datastores/workspaceblobstore"), pick(CRUD, "POST", "/listSecrets"))
 
 
@@ -60,7 +62,6 @@ def model_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registry(azure, cred):  # type: ignore[no-untyped-def]
-    azure.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
     play_datastore(azure)
     return AzureMlModelRegistry(TARGET, cred, azure.transport())
 

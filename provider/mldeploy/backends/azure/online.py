@@ -33,6 +33,7 @@ from ...errors import BackendError, NotFound, ValidationError
 from ._common import AzureTarget, call, parse_target
 from .credentials import AzureClient
 from .ml_registry import default_container, upload_verified
+from .naming import check_deployment_name, check_endpoint_name
 from .workspace import ml_client
 
 # (cores, memory GB) of the general-purpose SKUs managed online endpoints offer, smallest first.
@@ -110,16 +111,17 @@ class OnlineDeployer(AzureClient):
 
         if len(spec.models) != 1:
             raise ValidationError("models", f"a managed online deployment serves exactly one registered model; got {len(spec.models)}")
+        check_endpoint_name(spec.endpoint, "service_name")
         ml = self._ml()
         name = spec.endpoint
         try:
             endpoint = call(f"reading endpoint {name}", ml.online_endpoints.get, name)
         except NotFound:
-            log(f"creating online endpoint {name}")
+            log(f"creating online endpoint {name}; waiting while Azure answers Creating, then Updating (usually 1-3 minutes)")
             ep = ManagedOnlineEndpoint(name=name, auth_mode="key", description=spec.description or None, tags=spec.tags or None)
             endpoint = call(f"creating endpoint {name}", lambda: ml.online_endpoints.begin_create_or_update(ep).result())
 
-        container, datastore = default_container(ml, self.credential, self._transport)
+        container, datastore = default_container(ml, self.credential, self._transport, log)
         folder = f"mldeploy/code/{name}/{spec.source_digest.split(':', 1)[1]}"
         upload_verified(container, folder, Path(spec.source_dir), spec.source_digest)
 
@@ -141,7 +143,8 @@ class OnlineDeployer(AzureClient):
             instance_type=spec.instance_type,
             instance_count=spec.instance_count,
         )
-        log(f"deploying {dep_name} ({spec.instance_count} x {spec.instance_type}) to {name}")
+        check_deployment_name(dep_name)
+        log(f"deploying {dep_name} ({spec.instance_count} x {spec.instance_type}) to {name}; waiting while it is Updating (image build and probes: often 5-15 minutes)")
         try:
             result = call(
                 f"deploying {dep_name} to {name}",
@@ -157,6 +160,7 @@ class OnlineDeployer(AzureClient):
         endpoint = call(f"reading endpoint {name}", ml.online_endpoints.get, name)
         old = [d for d in (endpoint.traffic or {}) if d != dep_name]
         endpoint.traffic = {dep_name: 100}
+        log(f"waiting for endpoint {name} to take the traffic switch")
         endpoint = call(f"switching traffic of {name}", lambda: ml.online_endpoints.begin_create_or_update(endpoint).result())
         others = {d.name for d in call(f"listing deployments of {name}", lambda: list(ml.online_deployments.list(name)))} | set(old)
         for d in sorted(others - {dep_name}):
