@@ -153,14 +153,19 @@ def with_retry(
 ) -> T:
     """``fn()``, retried while ``transient(exc)`` names what is being waited for (then it is logged through ``progress``);
     any other failure, or the last attempt's, propagates unchanged."""
+    waited = 0.0
     for n in range(backoff.attempts):
         try:
             return fn()
         except Exception as exc:
             reason = transient(exc)
-            if reason is None or n == backoff.attempts - 1:
+            if reason is None:
                 raise
+            if n == backoff.attempts - 1:
+                cause = translate(exc, what)
+                raise type(cause)(f"{what}: still waiting after {backoff.attempts} attempts over {waited:g}s: {reason}; {cause}") from exc
             wait = retry_after(exc) or backoff.delay(n)
+            waited += wait
             progress(f"{what}: {reason}; retrying in {wait:g}s (attempt {n + 2}/{backoff.attempts})")
             backoff.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
