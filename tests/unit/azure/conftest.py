@@ -7,8 +7,9 @@ import pytest
 pytest.importorskip("azure.ai.ml", reason="the azure extra is not installed (pip install -e '.[test]')")
 
 import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
-from . import replay  # noqa: E402
+from . import replay, validate  # noqa: E402
 from .fakes import FakeAzure, FakeCredential, FakeGraph  # noqa: E402
 from .replay import pick  # noqa: E402
 
@@ -58,17 +59,26 @@ def registry_body(example: str = "azure-rest-api-specs/RegistryGet.json") -> dic
     return rebase(body, ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/myResourceGroup/providers/Microsoft.ContainerRegistry/registries/myRegistry", ACR_ID), ("myRegistry", ACR))
 
 
+def _validated(fake: FakeAzure | FakeGraph) -> None:
+    """Every JSON body a test made the backends send must match the SDK models (see validate.py)."""
+    for req in fake.requests:
+        validate.check(req)
+
+
 @pytest.fixture
-def azure() -> FakeAzure:
+def azure() -> Iterator[FakeAzure]:
     fake = FakeAzure()
     fake.on("GET", f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}", (200, workspace_body(), {}))
     fake.on("GET", ACR_ID, (200, registry_body(), {}))
-    return fake
+    yield fake
+    _validated(fake)
 
 
 @pytest.fixture
-def graph() -> FakeGraph:
-    return FakeGraph()
+def graph() -> Iterator[FakeGraph]:
+    fake = FakeGraph()
+    yield fake
+    _validated(fake)
 
 
 @pytest.fixture
