@@ -55,7 +55,8 @@ def assignment(role: str = "AcrPull", name: str = "66666666-6666-6666-6666-66666
 
 @pytest.fixture
 def store(azure, graph, cred):  # type: ignore[no-untyped-def]
-    return EntraIdentityStore(TARGET, cred, azure.transport(), graph.client, replication_retries=2, replication_delay=0)
+    # The registry token probe after create is covered by test_recorded_identity.
+    return EntraIdentityStore(TARGET, cred, azure.transport(), graph.client, replication_retries=2, replication_delay=0, wait_usable=False)
 
 
 def _reads(graph, azure, assignments: list) -> None:  # type: ignore[no-untyped-def,type-arg]

@@ -9,7 +9,10 @@
   ``PrincipalNotFound`` from ARM are waited out with bounded back-off (about
   3.5 minutes, ``progress`` says what is awaited; the sleep is injectable),
   never answered by deleting. A definite failure after the application exists
-  deletes it again: nothing half-made is left behind. On a registry in ABAC mode
+  deletes it again: nothing half-made is left behind. ``create`` returns only
+  once the registry accepts the new password and grants the role
+  (``_until_usable``): a push seconds after creation would otherwise get 401.
+  On a registry in ABAC mode
   the roles are "Container Registry Repository Reader/Writer" (AcrPull/AcrPush
   are not honoured there).
 - get: the application by ``appId`` and its role assignment on the registry;
@@ -33,7 +36,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ...errors import NotFound, ValidationError
+from ...errors import BackendError, NotFound, ValidationError
 from ..protocols import Identity
 from ._common import AzureTarget, Backoff, _message, _root, azure_errors, call, error_code, parse_target, status_of, throttled, translate, with_retry
 from .credentials import GRAPH_SCOPE
@@ -52,6 +55,26 @@ ABAC_ROLE_IDS = {
     "AcrPush": "2a1e307c-b015-4ebd-883e-5b7698a07328",
 }
 ABAC_ROLE_NAMES = {"AcrPull": "Container Registry Repository Reader", "AcrPush": "Container Registry Repository Writer"}
+
+
+PROBE_REPOSITORY = "mldeploy-probe"  # a repository name in the token probe's scope; nothing is read or written
+
+
+class _NotYet(Exception):
+    """The registry does not accept the new identity yet."""
+
+
+def _token_actions(token: str) -> set[str]:
+    """The actions an ACR access token grants (its JWT ``access`` claim), without verifying it."""
+    import base64
+    import json
+
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return set()
+    return {a for entry in claims.get("access") or [] for a in entry.get("actions") or []}
 
 
 def graph_pending(exc: BaseException) -> str | None:
@@ -99,6 +122,7 @@ class EntraIdentityStore(RegistryBound):
         replication_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[str], None] | None = None,
+        wait_usable: bool = True,
     ) -> None:
         self.target = parse_target(target) if isinstance(target, str) else target
         self._credential = credential
@@ -107,6 +131,7 @@ class EntraIdentityStore(RegistryBound):
         # 2, 4, 8, 16, 30, 30 ... s: about 3.5 minutes in all, the documented worst case of Entra/RBAC replication.
         self._backoff = Backoff(attempts=replication_retries + 1, first=replication_delay, cap=30.0, sleep=sleep)
         self._progress = progress or (lambda m: _log.info("%s", m))
+        self._wait_usable = wait_usable
 
     # -- plumbing --------------------------------------------------------------
     @property
@@ -179,6 +204,46 @@ class EntraIdentityStore(RegistryBound):
                 return
             raise translate(exc, what) from exc
 
+    def _until_usable(self, client_id: str, secret: str, role: str) -> None:
+        """Return once the registry accepts the new password and grants ``role``'s actions with it.
+
+        A new secret and role assignment take seconds to minutes to reach the registry; a push right after
+        ``create`` answers 401 until then. The probe is the registry's token endpoint with HTTP Basic, as
+        ``docker login``/``docker push`` use it: 401 while the password is unknown, and a token whose
+        ``access`` claim lacks ``push`` (or ``pull``) while the role has not arrived."""
+        import base64
+
+        from azure.core import PipelineClient
+        from azure.core.pipeline.policies import RetryPolicy
+        from azure.core.rest import HttpRequest
+
+        login = self.registry_address
+        wanted = {"pull", "push"} if role == "AcrPush" else {"pull"}
+        scope = f"repository:{PROBE_REPOSITORY}:{','.join(sorted(wanted))}"
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        kwargs = {"transport": self._transport} if self._transport is not None else {}
+        client = PipelineClient(f"https://{login}", policies=[RetryPolicy()], **kwargs)
+
+        def probe() -> None:
+            resp = client.send_request(
+                HttpRequest("GET", f"https://{login}/oauth2/token", params={"service": login, "scope": scope}, headers={"Authorization": f"Basic {basic}"})
+            )
+            if resp.status_code in (401, 403):
+                raise _NotYet(f"{login} does not accept the new password yet (HTTP {resp.status_code})")
+            if resp.status_code >= 400:
+                raise BackendError(f"{login} token endpoint answered HTTP {resp.status_code}")
+            granted = _token_actions(resp.json().get("access_token") or "")
+            if not wanted <= granted:
+                raise _NotYet(f"{login} does not grant {role} ({', '.join(sorted(wanted - granted))}) to it yet")
+
+        with_retry(
+            f"waiting until {login} accepts identity {client_id}",
+            probe,
+            lambda exc: str(exc) if isinstance(exc, _NotYet) else throttled(exc),
+            self._backoff,
+            self._progress,
+        )
+
     def _identity(self, app: Any, role: str) -> Identity:
         ends = [p.end_date_time for p in (app.password_credentials or []) if p.end_date_time]
         return Identity(
@@ -237,6 +302,8 @@ class EntraIdentityStore(RegistryBound):
             )
             app.password_credentials = [pw]
             self._assign(sp.id, role)
+            if self._wait_usable:
+                self._until_usable(app.app_id, pw.secret_text, role)
         except BaseException:
             # A definite failure (or replication that never finished): remove the application so nothing is
             # orphaned; if even that is refused, say which application to remove.
