@@ -89,3 +89,22 @@ def test_tasks_not_allowed_says_to_build_locally(azure, cred, context) -> None: 
     msg = str(err.value)
     assert "TasksOperationsNotAllowed" in msg and "Build locally and push" in msg and "build_on" in msg
     assert len(azure.calls("POST", "/scheduleRun")) == 1, "a refusal is not retried"
+
+
+def test_preview_reports_an_abac_registry(azure, cred) -> None:  # type: ignore[no-untyped-def]
+    from mldeploy.backends.azure.workspace import preflight_registry
+
+    abac = pick(ABAC, "GET", "/registries/clireg000002").json
+    azure.on("GET", ACR_ID, (200, rebase(abac, (abac["id"], ACR_ID), ("clireg000002", ACR)), {}))
+    lines: list[str] = []
+    info = preflight_registry(TARGET, lines.append, cred, azure.transport())
+    assert info.abac and info.login_server == f"{ACR}.azurecr.io"
+    assert len(lines) == 1 and "Container Registry Repository Writer" in lines[0]
+    assert [r.method for r in azure.requests] == ["GET", "GET"], "preview only reads (workspace, registry)"
+
+
+def test_preview_of_a_legacy_registry_says_nothing(azure, cred) -> None:  # type: ignore[no-untyped-def]
+    from mldeploy.backends.azure.workspace import preflight_registry
+
+    lines: list[str] = []
+    assert not preflight_registry(TARGET, lines.append, cred, azure.transport()).abac and lines == []

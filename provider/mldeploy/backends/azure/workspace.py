@@ -8,6 +8,7 @@ adds its login server (``<name>.azurecr.io``) and its ``roleAssignmentMode``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +80,20 @@ class RegistryBound(AzureClient):
         if self._info is None:
             self._info = registry_info(self.target, self.credential, self._transport)
         return self._info
+
+
+def preflight_registry(target: AzureTarget | str, progress: Callable[[str], None] = lambda m: None, credential: Any = None, transport: Any = None) -> RegistryInfo:
+    """Preview-time check of the registry a target uses (reads only): it exists, and how it grants access.
+
+    A registry in ABAC mode (``roleAssignmentMode: AbacRepositoryPermissions``) ignores AcrPull/AcrPush:
+    identities get "Container Registry Repository Reader/Writer" instead, and remote builds run as the
+    caller, who needs "Container Registry Repository Writer" there. Said through ``progress`` at preview.
+    """
+    info = registry_info(target, credential, transport)
+    if info.abac:
+        progress(
+            f"registry {info.target.name} uses ABAC repository permissions (roleAssignmentMode {ABAC}): identities get "
+            "'Container Registry Repository Reader/Writer' instead of AcrPull/AcrPush, and remote builds run as you, "
+            "which needs 'Container Registry Repository Writer' on it"
+        )
+    return info
