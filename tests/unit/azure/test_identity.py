@@ -171,3 +171,20 @@ def test_delete_removes_assignment_then_app_and_tolerates_missing(store, azure, 
     graph.on("GET", f"{G}/servicePrincipals\\(appId='{APP_ID}'\\)", graph_error(404, "Request_ResourceNotFound", "gone"))
     graph.on("DELETE", f"{G}/applications\\(appId='{APP_ID}'\\)", graph_error(404, "Request_ResourceNotFound", "gone"))
     store.delete(APP_ID)  # already gone: not an error
+
+
+def test_rotate_removes_the_old_password_only_once_the_registry_accepts_the_new(azure, graph, cred) -> None:  # type: ignore[no-untyped-def]
+    from .test_recorded_identity import registry_accepts, token
+
+    _reads(graph, azure, [assignment("AcrPush")])
+    graph.on("POST", f"{G}/applications/{APP_OID}/addPassword", (200, password(KEY2, "s3cret-two"), {}))
+    graph.on("POST", f"{G}/applications/{APP_OID}/removePassword", (204, b"", {}))
+    waits: list[float] = []
+    registry_accepts(azure, token("pull"), token("pull", "push"))  # the AcrPush role reaches the new password on the 2nd probe
+    store = EntraIdentityStore(TARGET, cred, azure.transport(), graph.client, sleep=waits.append)
+    _, secret = store.rotate(APP_ID, 7)
+    assert secret == "s3cret-two" and waits == [2.0]
+    probes = azure.calls("GET", "/oauth2/token")
+    assert len(probes) == 2 and probes[0].query["scope"] == ["repository:mldeploy-probe:pull,push"]
+    remove = graph.calls("POST", "removePassword")[0]
+    assert graph.requests.index(remove) == len(graph.requests) - 1, "old password removed last"

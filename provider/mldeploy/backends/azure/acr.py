@@ -138,7 +138,7 @@ class AcrBuilder(RegistryBound):
             if self.info.abac:
                 # ABAC registries do not let a quick build's agent into the source registry by role; it acts as the
                 # caller (the document's `az acr build --source-acr-auth-id [caller]`), at an API version that has it.
-                body = {**client.registries._serialize.body(request, "RunRequest"), "credentials": {"sourceRegistry": {"identity": "[caller]"}}}
+                body = {**request.serialize(), "credentials": {"sourceRegistry": {"identity": "[caller]"}}}
                 log(f"{reg.name} uses ABAC repository permissions: the build runs as you ([caller]), which needs 'Container Registry Repository Writer'")
                 answer = arm_json(self.credential, self._transport, "POST", f"{reg.arm_id}/scheduleRun", REGISTRY_API, body)
                 run_id = answer["properties"]["runId"]

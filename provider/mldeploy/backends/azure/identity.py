@@ -17,7 +17,8 @@
   are not honoured there).
 - get: the application by ``appId`` and its role assignment on the registry;
   a deleted application, a removed assignment or only expired passwords are ``NotFound``.
-- rotate: ``addPassword`` (new), then ``removePassword`` for every older key.
+- rotate: ``addPassword`` (new), wait until the registry accepts it, then
+  ``removePassword`` for every older key.
 - update: ``PATCH`` the application's display name.
 - delete: the role assignments on the registry, then the application (which
   takes its service principal with it). Missing is not an error.
@@ -334,21 +335,30 @@ class EntraIdentityStore(RegistryBound):
         return ident
 
     def rotate(self, client_id: str, expires_in_days: int | None) -> tuple[Identity, str]:
+        """Add a new password, wait until the registry accepts it, then remove the older ones: a consumer
+        that switches to the new secret never meets a window where neither works."""
         from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import RemovePasswordPostRequestBody
 
-        async def rotate(graph: Any) -> tuple[Any, str]:
+        async def add(graph: Any) -> tuple[Any, Any]:
             app = await self._app(graph, client_id)
+            pw = await graph.applications.by_application_id(app.id).add_password.post(self._password_body(app.display_name or client_id, expires_in_days))
+            return app, pw
+
+        app, pw = self._run(f"adding a new password to {client_id}", add)
+        sp = self._run(f"reading service principal {client_id}", lambda g: g.service_principals_with_app_id(client_id).get())
+        role = self._role_of(self._assignments(sp.id)) or "AcrPull"
+        if self._wait_usable:
+            self._until_usable(client_id, pw.secret_text, role)
+
+        async def remove_old(graph: Any) -> None:
             item = graph.applications.by_application_id(app.id)
-            pw = await item.add_password.post(self._password_body(app.display_name or client_id, expires_in_days))
             for old in app.password_credentials or []:
                 if old.key_id != pw.key_id:
                     await item.remove_password.post(RemovePasswordPostRequestBody(key_id=old.key_id))
-            app.password_credentials = [pw]
-            return app, pw.secret_text
 
-        app, secret = self._run(f"rotating the password of {client_id}", rotate)
-        sp = self._run(f"reading service principal {client_id}", lambda g: g.service_principals_with_app_id(client_id).get())
-        return self._identity(app, self._role_of(self._assignments(sp.id)) or "AcrPull"), secret
+        self._run(f"removing the old passwords of {client_id}", remove_old)
+        app.password_credentials = [pw]
+        return self._identity(app, role), pw.secret_text
 
     def update(self, client_id: str, display_name: str) -> Identity:
         from msgraph.generated.models.application import Application
