@@ -9,6 +9,7 @@ from mldeploy.errors import BackendError, NotFound
 
 from .conftest import ACR_ID, LOGIN, SUB, TARGET
 from .fakes import arm_error, graph_error
+from .replay import pick
 
 APP_OID = "11111111-1111-1111-1111-111111111111"
 APP_ID = "22222222-2222-2222-2222-222222222222"
@@ -19,9 +20,13 @@ G = "/v1.0"
 RA = ACR_ID + "/providers/Microsoft.Authorization/roleAssignments"
 
 
+RBAC = "azure-cli/test_create_for_rbac_with_password_with_assignment.excerpt.yaml"
+
+
 def app(name: str = "demo-pull", keys: tuple[str, ...] = (KEY1,), end: str = "2099-01-01T00:00:00Z") -> dict:  # type: ignore[type-arg]
+    """The recorded application (azure-cli create-for-rbac) with this test's ids, name, tags and passwords."""
     return {
-        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications/$entity",
+        **pick(RBAC, "POST", "/v1.0/applications").json,
         "id": APP_OID,
         "appId": APP_ID,
         "displayName": name,
@@ -32,22 +37,27 @@ def app(name: str = "demo-pull", keys: tuple[str, ...] = (KEY1,), end: str = "20
 
 
 def sp() -> dict:  # type: ignore[type-arg]
-    return {"id": SP_OID, "appId": APP_ID, "displayName": "demo-pull", "servicePrincipalType": "Application"}
+    """The recorded service principal with this test's ids."""
+    return {**pick(RBAC, "POST", "/v1.0/servicePrincipals").json, "id": SP_OID, "appId": APP_ID, "displayName": "demo-pull"}
 
 
 def password(key: str, secret: str) -> dict:  # type: ignore[type-arg]
-    return {"keyId": key, "secretText": secret, "displayName": "mldeploy demo-pull", "endDateTime": "2099-01-01T00:00:00Z", "hint": secret[:3]}
+    """The recorded addPassword answer with this test's key id and secret."""
+    return {**pick(RBAC, "POST", "/addPassword").json, "keyId": key, "secretText": secret, "displayName": "mldeploy demo-pull",
+            "endDateTime": "2099-01-01T00:00:00Z", "hint": secret[:3]}
 
 
 def assignment(role: str = "AcrPull", name: str = "66666666-6666-6666-6666-666666666666", scope: str = ACR_ID) -> dict:  # type: ignore[type-arg]
+    """The recorded role assignment (azure-cli create-for-rbac) for this test's principal, role and scope."""
+    recorded = pick(RBAC, "PUT", "/roleAssignments/").json
     return {
+        **recorded,
         "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
         "name": name,
-        "type": "Microsoft.Authorization/roleAssignments",
         "properties": {
+            **recorded["properties"],
             "roleDefinitionId": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_IDS[role]}",
             "principalId": SP_OID,
-            "principalType": "ServicePrincipal",
             "scope": scope,
         },
     }
