@@ -35,19 +35,21 @@ def play_datastore(azure) -> None:  # type: ignore[no-untyped-def]
 
 
 def version_body(version: str, digest: str, path: str, description: str = "d", tags: dict | None = None) -> dict:  # type: ignore[type-arg]
+    """The recorded model version (test_crud_file's GET) with this test's name, version, metadata and path."""
+    recorded = pick(CRUD, "GET", "/models/test_978172339514/versions/3").json
     return {
+        **recorded,
         "id": f"{MODELS}/versions/{version}",
         "name": version,
-        "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
-        "systemData": {"createdAt": "2025-06-01T10:00:00Z", "createdBy": "me", "createdByType": "User"},
+        "systemData": {**recorded["systemData"], "createdAt": "2025-06-01T10:00:00Z"},
         "properties": {
+            **recorded["properties"],
             "description": description,
             "tags": tags or {},
             "properties": {"framework": "sklearn", "mldeploy.digest": digest, "mldeploy.size_bytes": "6"},
             "modelType": "custom_model",
             "modelUri": path,
             "flavors": {},
-            "isArchived": False,
         },
     }
 
