@@ -65,8 +65,9 @@ class _NotYet(Exception):
     """The registry does not accept the new identity yet."""
 
 
-def _token_actions(token: str) -> set[str]:
-    """The actions an ACR access token grants (its JWT ``access`` claim), without verifying it."""
+def _token_actions(token: str) -> set[str] | None:
+    """The actions an ACR access token grants (its JWT ``access`` claim), without verifying it; None when
+    the token does not say (not a JWT, or no ``access`` claim): then the 200 itself is taken as the answer."""
     import base64
     import json
 
@@ -74,7 +75,9 @@ def _token_actions(token: str) -> set[str]:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return set()
+        return None
+    if not isinstance(claims, dict) or "access" not in claims:
+        return None
     return {a for entry in claims.get("access") or [] for a in entry.get("actions") or []}
 
 
@@ -234,7 +237,7 @@ class EntraIdentityStore(RegistryBound):
             if resp.status_code >= 400:
                 raise BackendError(f"{login} token endpoint answered HTTP {resp.status_code}")
             granted = _token_actions(resp.json().get("access_token") or "")
-            if not wanted <= granted:
+            if granted is not None and not wanted <= granted:
                 raise _NotYet(f"{login} does not grant {role} ({', '.join(sorted(wanted - granted))}) to it yet")
 
         with_retry(
