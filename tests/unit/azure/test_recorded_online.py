@@ -116,3 +116,22 @@ def test_an_endpoint_name_azure_ml_rejects_fails_before_any_request(azure, cred,
         OnlineDeployer(TARGET, cred, azure.transport()).deploy(spec(source, endpoint="9-iris"))
     assert err.value.field == "service_name" and "starting with a letter" in err.value.message
     assert azure.requests == []
+
+
+def test_a_just_deleted_name_is_waited_for(recorded, cred, source) -> None:  # type: ignore[no-untyped-def]
+    """Right after a delete, the name's PUT answers 404 (derived from public reports) before the recorded 201."""
+    created = pick(ONLINE, "PUT", "/onlineEndpoints/online-endp4e07306aec3d482?")
+    recorded.on("PUT", EP, derived("ml_endpoint_name_not_released"), answer(created))
+    waits: list[float] = []
+    lines: list[str] = []
+    out = OnlineDeployer(TARGET, cred, recorded.transport(), sleep=waits.append).deploy(spec(source), lines.append)
+    assert out["scoring_uri"].endswith(".inference.ml.azure.com/score") and waits == [5.0]
+    assert any("has not released this endpoint name" in m for m in lines)
+
+
+def test_a_name_taken_in_the_region_names_the_input(recorded, cred, source) -> None:  # type: ignore[no-untyped-def]
+    recorded.on("PUT", EP, derived("ml_endpoint_name_taken"))
+    with pytest.raises(ValidationError) as err:
+        OnlineDeployer(TARGET, cred, recorded.transport(), sleep=lambda s: None).deploy(spec(source))
+    assert err.value.field == "service_name" and "unique per region" in err.value.message
+    assert len(recorded.calls("PUT", f"/onlineEndpoints/{NAME}$")) == 1, "not retried"
