@@ -22,6 +22,7 @@ version has the same digest, its blobs.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -123,7 +124,7 @@ class AzureMlModelRegistry(AzureClient):
         container, datastore = self._container(ml)
         size = self._upload(container, name, src, digest)
         folder = f"{PREFIX}/{name}/{digest.split(':', 1)[1]}"
-        target = f"{folder}/{src.name}" if src.is_file() else f"{folder}/"
+        target = f"{folder}/{Path(os.path.abspath(src)).name}"  # the uploaded file or folder under its own name, as Azure ML stores it
         version = max((int(v.version) for v in self._versions(ml, name) if str(v.version).isdigit()), default=0) + 1
         model = Model(
             name=name,
