@@ -80,7 +80,6 @@ class InferenceConfig(_Camel):
             )
         if not entry.is_file():
             raise ValidationError("entryScript", f"{entry} does not exist; entryScript is relative to sourceDirectory ({src})")
-        walk(src, "sourceDirectory", policy, source_ignore, kind="sourceDirectory")  # links, size guard
         conda = None
         if self.conda_file:
             from .environment import CondaEnvironment
@@ -99,6 +98,7 @@ class InferenceConfig(_Camel):
                 extra = contain(base_dir / self.extra_dockerfile_steps, "extraDockerfileSteps", policy, what=what)
             if not extra.is_file():
                 raise ValidationError("extraDockerfileSteps", f"{self.extra_dockerfile_steps} does not exist")
+        walk(src, "sourceDirectory", policy, source_ignore, kind="sourceDirectory")  # links, size guard
         if self.enable_gpu:
             raise ValidationError("enableGpu", "this machine has no GPU and the local target runs CPU images only; set enableGpu to false")
         return ResolvedInference(
