@@ -179,7 +179,7 @@ def default_container(ml: Any, credential: Any, transport: Any) -> tuple[Any, st
     return ContainerClient(account_url, ds.container_name, credential=credential, **kwargs), ds.name
 
 
-def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
+def upload_verified(container: Any, folder: str, src: Path, digest: str, *, keep_name: bool = True, ignore: Any = None) -> int:
     """Upload a file or directory's files under ``folder/``, hashing the bytes sent; the total size.
 
     Skipped when ``folder.complete`` exists (the same content is stored). Raises
@@ -192,7 +192,7 @@ def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
             return int(marker.download_blob().readall().decode().strip() or 0)
     tree = hashlib.sha256()
     total = 0
-    for rel, full in tree_files(src):
+    for rel, full in tree_files(src, keep_name=keep_name, ignore=ignore):  # as tree_digest named and hashed them
         with open(full, "rb") as f:
             reader = _HashingReader(f)
             call(f"uploading {rel} to {folder}", container.upload_blob, f"{folder}/{rel}", reader, length=full.stat().st_size, overwrite=True)

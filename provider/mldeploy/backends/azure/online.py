@@ -32,6 +32,7 @@ from typing import Any
 from ...errors import BackendError, NotFound, ValidationError
 from ._common import AzureTarget, call, parse_target
 from .credentials import AzureClient
+from ...hashing import source_ignore
 from .ml_registry import default_container, upload_verified
 from .workspace import ml_client
 
@@ -121,7 +122,7 @@ class OnlineDeployer(AzureClient):
 
         container, datastore = default_container(ml, self.credential, self._transport)
         folder = f"mldeploy/code/{name}/{spec.source_digest.split(':', 1)[1]}"
-        upload_verified(container, folder, Path(spec.source_dir), spec.source_digest)
+        upload_verified(container, folder, Path(spec.source_dir), spec.source_digest, keep_name=False, ignore=source_ignore)  # as source_digest
 
         from azure.ai.ml.entities._assets import Code
 
