@@ -321,3 +321,17 @@ def test_layout_one_folder_one_file_and_several_models(project: Path, tmp_path: 
     # v1's Model.get_model_path(name) needs exactly one entry in azureml-models/<name>/<version>/
     for m in ("m1/1", "sklearn-model/1"):
         assert len(os.listdir(ctx / "models" / m)) == 1
+
+
+def test_model_version_create_checks_again_when_the_path_became_a_link_out(project: Path) -> None:
+    """Between preview and up the folder is swapped for a link out of the project: create refuses it, registers nothing."""
+    m = _model(project)
+    provider = ModelVersionProvider()
+    res = provider.check({}, {"model_name": "swapped", "path": str(m), "digest": None})
+    assert res.failures == []
+    os.rename(m, project / "old")
+    m.symlink_to(project.parent / "outside", target_is_directory=True)
+    with pytest.raises(ValidationError) as exc:
+        provider.create(res.inputs)
+    assert exc.value.field == "path" and "outside" in exc.value.message
+    assert not (project.parent / "home" / "mlflow" / "artifacts" / "swapped").exists()
