@@ -157,7 +157,8 @@ def tree_digest(
     """``("sha256:<hex>", total bytes)`` of a file or directory (scheme in the module docstring).
 
     Raises ``ValidationError(field, ...)`` for a missing path, a directory with no files, a symlink
-    leaving the folder, or a tree over the size guard of ``limits`` (default 20 GiB / 100,000 files).
+    leaving the folder, or a tree over the size guard of ``limits`` (no guard when ``None``; the
+    providers pass ``mldeploy.paths.Policy.current(...)``, 20 GiB / 100,000 files by default).
     """
     root = Path(path)
     entries = _entries(root, field, keep_name, limits, ignore)
