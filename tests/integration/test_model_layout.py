@@ -14,6 +14,7 @@ and reports what it found under ``AZUREML_MODEL_DIR``, so the test checks the la
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import requests
@@ -37,7 +38,8 @@ def init():
 
 def run(raw):
     data = np.array(json.loads(raw)["data"])
-    return {{"predictions": [labels[i] for i in model.predict(data)], "dir": os.getenv("AZUREML_MODEL_DIR"), "files": seen}}
+    mode = oct(os.stat(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "{iris}", "1", "model", "model.joblib")).st_mode & 0o777)
+    return {{"predictions": [labels[i] for i in model.predict(data)], "dir": os.getenv("AZUREML_MODEL_DIR"), "files": seen, "mode": mode}}
 '''
 
 ONE_FILE = '''
@@ -73,6 +75,7 @@ pulumi.export("scoring_uri", dep.scoring_uri)
 def test_several_models_then_one_file_as_azure_ml_lays_them_out(project: Project, tmp_path: Path, demo_base: str) -> None:
     demo = copy_demo(tmp_path / "demo")
     (demo / "labels.json").write_text(json.dumps(["setosa", "versicolor", "virginica"]))
+    os.chmod(demo / "model" / "model.joblib", 0o640)  # kept in the image layer, never loosened
     svc = f"it-layout-{project.name[-6:]}"
     iris, labels = f"{svc}-iris", f"{svc}-labels"
     (demo / "src" / "score.py").write_text(SEVERAL.format(iris=iris, labels=labels))
@@ -85,6 +88,7 @@ def test_several_models_then_one_file_as_azure_ml_lays_them_out(project: Project
         "predictions": ["setosa", "virginica"],
         "dir": "/var/azureml-app/azureml-models",
         "files": [f"{iris}/1/model/model.joblib", f"{labels}/1/labels.json"],
+        "mode": "0o640",
     }
 
     (demo / "src" / "score.py").write_text(ONE_FILE)
