@@ -17,6 +17,9 @@ LANGHOST_SDK_VERSION=3.79.0
 LOGS="$MLDEPLOY_HOME/logs"
 REG="$MLDEPLOY_HOME/registry"
 mkdir -p "$LOGS" "$REG" "$MLDEPLOY_WHEELHOUSE" "$MLDEPLOY_HOME/cache"
+# Private to this user (README "Security model"): tighten what older setups left readable.
+chmod 0700 "$MLDEPLOY_HOME"
+find "$MLDEPLOY_HOME" "$MLDEPLOY_WHEELHOUSE" ! -type l -perm /077 -exec chmod go-rwx {} + 2>/dev/null || true
 
 say() { printf '  %s\n' "$*"; }
 fail() { printf '\nsetup step "%s" failed: %s\n' "$CURRENT_STEP" "$*" >&2; exit 1; }
@@ -129,9 +132,12 @@ step_registry() {
   command -v docker-registry >/dev/null || apt_install docker-registry
   command -v nginx >/dev/null || apt_install nginx-light
   command -v htpasswd >/dev/null || apt_install apache2-utils
-  mkdir -p "$REG/data" "$REG/nginx-tmp"
+  # run/ holds the backend socket, the GC lock and the read-only flag: only this user enters it.
+  mkdir -p "$REG/data" "$REG/nginx-tmp" "$REG/run" "$REG/scopes"
+  chmod 0700 "$REG" "$REG/data" "$REG/nginx-tmp" "$REG/run" "$REG/scopes"
   touch "$REG/htpasswd" "$REG/htpasswd-push"
-  chmod 0644 "$REG/htpasswd" "$REG/htpasswd-push"
+  chmod 0600 "$REG/htpasswd" "$REG/htpasswd-push"
+  rm -f "$REG/run/readonly"  # a garbage collection killed mid-way must not leave the registry read-only
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   sed -e "s|@STATE@|$REG|g" -e "s|@LOGS@|$LOGS|g" -e "s|@WHEELHOUSE@|$MLDEPLOY_WHEELHOUSE|g" \
@@ -145,13 +151,14 @@ step_registry() {
 
   if ! pgrep -f "docker-registry serve $REG/config.yml" >/dev/null || [ $changed = 1 ]; then
     pkill -f "docker-registry serve $REG/config.yml" 2>/dev/null && sleep 0.5 || true
-    rm -f "$REG/registry.sock"
+    rm -f "$REG/registry.sock" "$REG/run/registry.sock"
     say "starting docker-registry (storage: $REG/data, log: $LOGS/registry.log)"
     nohup docker-registry serve "$REG/config.yml" >>"$LOGS/registry.log" 2>&1 &
-    for _ in $(seq 1 40); do [ -S "$REG/registry.sock" ] && break; sleep 0.25; done
-    [ -S "$REG/registry.sock" ] || fail "docker-registry did not start; see $LOGS/registry.log"
-    chmod 0666 "$REG/registry.sock"
+    for _ in $(seq 1 40); do [ -S "$REG/run/registry.sock" ] && break; sleep 0.25; done
+    [ -S "$REG/run/registry.sock" ] || fail "docker-registry did not start; see $LOGS/registry.log"
   fi
+  # Only nginx (same user) may talk to the backend: no credentials are checked behind it.
+  chmod 0600 "$REG/run/registry.sock"
   if [ -f "$REG/nginx.pid" ] && kill -0 "$(cat "$REG/nginx.pid")" 2>/dev/null; then
     if [ $changed = 1 ]; then nginx -c "$REG/nginx.conf" -s reload; say "reloaded nginx"; fi
   else
@@ -165,7 +172,7 @@ step_registry() {
     [ "$code" = 401 ] && break; sleep 0.25
   done
   [ "$code" = 401 ] || fail "registry at http://$MLDEPLOY_REGISTRY/v2/ answered '$code', expected 401; see $LOGS/nginx-error.log and $LOGS/registry.log"
-  say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401)"
+  say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401); backend socket $REG/run/registry.sock is $(stat -c '%a %U' "$REG/run/registry.sock") in a 0700 directory"
 }
 
 # 5. Base OS image: debootstrap a minimal Debian bookworm and docker import it.
@@ -202,9 +209,30 @@ step_wheelhouse() {
 }
 
 # 7. Pulumi state: a local file backend under the state directory.
+#    Secrets passphrase: a random one per machine in $MLDEPLOY_PASSPHRASE_FILE (0600), which
+#    lib.sh exports as PULUMI_CONFIG_PASSPHRASE_FILE unless you set your own. A backend that
+#    already has stacks from before this file existed keeps their (old demo) passphrase.
 step_pulumi_backend() {
   mkdir -p "$MLDEPLOY_HOME/pulumi"
+  chmod 0700 "$MLDEPLOY_HOME/pulumi"
   say "backend $PULUMI_BACKEND_URL ($(pulumi version))"
+  local pf="$MLDEPLOY_PASSPHRASE_FILE"
+  if [ "$MLDEPLOY_PASSPHRASE_FROM" = user ]; then
+    say "secrets passphrase: yours (PULUMI_CONFIG_PASSPHRASE${PULUMI_CONFIG_PASSPHRASE_FILE:+_FILE=$PULUMI_CONFIG_PASSPHRASE_FILE})"
+  elif [ -f "$pf" ]; then
+    chmod 0600 "$pf"
+    say "secrets passphrase: $pf (mode 0600, readable only by $(id -un))"
+  elif [ -n "$(find "$MLDEPLOY_HOME/pulumi/.pulumi/stacks" -name '*.json' -print -quit 2>/dev/null)" ]; then
+    (umask 077 && printf '%s' mldeploy-demo >"$pf.tmp" && mv "$pf.tmp" "$pf")
+    say "secrets passphrase: $pf (mode 0600), holding the OLD PUBLISHED demo passphrase, because this"
+    say "  backend already has stacks encrypted with it. Their state is now readable only by $(id -un); to"
+    say "  re-encrypt: put a new passphrase in $pf.new, and for each stack run"
+    say "  PULUMI_CONFIG_PASSPHRASE_FILE=$pf.new pulumi stack change-secrets-provider passphrase"
+    say "  with PULUMI_CONFIG_PASSPHRASE_FILE=$pf for the old one (README \"Security model\"), then move $pf.new to $pf."
+  else
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$pf.tmp" && mv "$pf.tmp" "$pf")
+    say "secrets passphrase: a new random one in $pf (mode 0600, readable only by $(id -un)); keep it to decrypt this backend's stacks"
+  fi
 }
 
 STEPS=("$@")
