@@ -25,6 +25,16 @@ def _default_home() -> Path:
     return Path.home() / ".mldeploy"
 
 
+def private_umask() -> None:
+    """Everything this process creates from now on is private to its user (0600 files, 0700 dirs).
+
+    Every provider method starts with ``Settings.from_env()``, so the state, logs, caches and the
+    MLflow artifact store the provider writes are private even when pulumi was not started from
+    ``scripts/lib.sh`` (which sets ``umask 077`` too). It only ever tightens the umask.
+    """
+    os.umask(os.umask(0o077) | 0o077)
+
+
 class Settings(BaseModel):
     """The local target's locations. All of it lives under ``home``."""
 
@@ -35,6 +45,7 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls) -> "Settings":
+        private_umask()
         home = _default_home()
         port = os.environ.get("MLDEPLOY_REGISTRY_PORT", "5000")
         return cls(
