@@ -216,9 +216,11 @@ class DockerEngine:
                 raise BackendError(f"tagging {image} as {ref}: the engine refused")
 
     def push(self, ref: str, auth: dict[str, str] | None) -> str:
+        from .registry_gc import writing
+
         name, tag = split_ref(ref)
         digest: str | None = None
-        with translate(f"pushing {ref}"):
+        with writing(name.split("/", 1)[0]), translate(f"pushing {ref}"):  # no registry GC mid-push
             for ev in self.api.push(name, tag=tag, auth_config=auth or None, stream=True, decode=True):
                 if "error" in ev:
                     text = str(ev.get("error"))
