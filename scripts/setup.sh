@@ -137,7 +137,8 @@ step_registry() {
   chmod 0700 "$REG" "$REG/data" "$REG/nginx-tmp" "$REG/run" "$REG/scopes"
   touch "$REG/htpasswd" "$REG/htpasswd-push"
   chmod 0600 "$REG/htpasswd" "$REG/htpasswd-push"
-  rm -f "$REG/run/readonly"  # a garbage collection killed mid-way must not leave the registry read-only
+  # A garbage collection killed mid-way must not leave the registry read-only (one running holds the lock).
+  flock -n "$REG/run/gc.lock" rm -f "$REG/run/readonly" || true
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   sed -e "s|@STATE@|$REG|g" -e "s|@LOGS@|$LOGS|g" -e "s|@WHEELHOUSE@|$MLDEPLOY_WHEELHOUSE|g" \
