@@ -200,10 +200,10 @@ def test_a_user_name_cannot_point_nginx_at_files_outside_the_registry(settings: 
         evil = tmp_path / "evil"
         (evil / "r" / repo_top).mkdir(parents=True)
         (evil / "r" / repo_top / f"{repo_rest}@").touch()
-        (evil / "htpasswd").write_text(f"x:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=5)).decode()}\n")
         scope_dir = settings.registry_dir / "scopes" / f"u-{real.client_id}"
         assert scope_dir.is_dir()
         crafted = f"{real.client_id}/{os.path.relpath(evil, scope_dir)}"
+        (evil / "htpasswd").write_text(f"{crafted}:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=5)).decode()}\n")
         assert (scope_dir.parent / f"u-{crafted}" / "htpasswd").resolve() == (evil / "htpasswd").resolve()  # the path would resolve
         r = requests.post(f"http://{settings.registry}/v2/{scratch_repos[0]}/blobs/uploads/", auth=(crafted, "pw"), timeout=10)
         assert r.status_code == 401
