@@ -145,8 +145,25 @@ step_registry() {
       -e "s|@PORT@|$MLDEPLOY_REGISTRY_PORT|g" -e "s|@USER@|$user_line|g" \
       scripts/registry/nginx.conf.in >"$REG/nginx.conf.new"
   sed -e "s|@STATE@|$REG|g" scripts/registry/config.yml.in >"$REG/config.yml.new"
+  # Image builds run on their own bridge network, not the host's: they reach the wheelhouse on
+  # the network's gateway (only /wheels/ is served there) and none of the host's loopback services.
+  local build_net="${MLDEPLOY_BUILD_NETWORK:-mldeploy-build}" gw=""
+  if docker info >/dev/null 2>&1; then
+    docker network inspect "$build_net" >/dev/null 2>&1 \
+      || docker network create --driver bridge --label mldeploy.purpose=image-builds "$build_net" >/dev/null \
+      || fail "could not create the Docker network $build_net for image builds"
+    gw="$(docker network inspect "$build_net" -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
+  fi
+  if [ -n "$gw" ]; then
+    sed -e "s|@WHEELHOUSE@|$MLDEPLOY_WHEELHOUSE|g" -e "s|@PORT@|$MLDEPLOY_REGISTRY_PORT|g" -e "s|@ADDR@|$gw|g" \
+        scripts/registry/build-listen.conf.in >"$REG/build-listen.conf.new"
+    printf '{"network": "%s", "wheelhouse_url": "http://%s:%s/wheels/"}\n' "$build_net" "$gw" "$MLDEPLOY_REGISTRY_PORT" >"$REG/build.json"
+  else
+    : >"$REG/build-listen.conf.new"
+    rm -f "$REG/build.json"
+  fi
   local changed=0
-  for f in nginx.conf config.yml; do
+  for f in nginx.conf config.yml build-listen.conf; do
     if ! cmp -s "$REG/$f.new" "$REG/$f"; then mv "$REG/$f.new" "$REG/$f"; changed=1; else rm "$REG/$f.new"; fi
   done
 
@@ -173,6 +190,7 @@ step_registry() {
     [ "$code" = 401 ] && break; sleep 0.25
   done
   [ "$code" = 401 ] || fail "registry at http://$MLDEPLOY_REGISTRY/v2/ answered '$code', expected 401; see $LOGS/nginx-error.log and $LOGS/registry.log"
+  [ -z "$gw" ] || say "image builds run on Docker network $build_net; they fetch wheels from http://$gw:$MLDEPLOY_REGISTRY_PORT/wheels/"
   say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401); backend socket $REG/run/registry.sock is $(stat -c '%a %U' "$REG/run/registry.sock") in a 0700 directory"
 }
 

@@ -7,6 +7,7 @@ sets the same variables for the Makefile and for running pulumi by hand.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -42,17 +43,26 @@ class Settings(BaseModel):
     registry: str
     wheelhouse: Path
     base_os_image: str
+    # Where image builds run, and the wheelhouse as they see it (``make setup`` writes registry/build.json).
+    build_network: str = "host"
+    build_wheelhouse_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
         private_umask()
         home = _default_home()
         port = os.environ.get("MLDEPLOY_REGISTRY_PORT", "5000")
+        try:
+            build = json.loads((home / "registry" / "build.json").read_text())
+        except (OSError, ValueError):
+            build = {}  # a setup from before build networks: builds on the host network
         return cls(
             home=home,
             registry=os.environ.get("MLDEPLOY_REGISTRY", f"127.0.0.1:{port}"),
             wheelhouse=Path(os.environ.get("MLDEPLOY_WHEELHOUSE", str(home / "wheelhouse"))),
             base_os_image=os.environ.get("MLDEPLOY_BASE_OS_IMAGE", "mldeploy/debian:bookworm"),
+            build_network=build.get("network") or "host",
+            build_wheelhouse_url=build.get("wheelhouse_url"),
         )
 
     @property
@@ -73,5 +83,5 @@ class Settings(BaseModel):
 
     @property
     def wheelhouse_url(self) -> str:
-        """The wheelhouse as image builds see it (builds run on the host network)."""
-        return f"http://{self.registry}/wheels/"
+        """The wheelhouse as image builds see it: on the build network's gateway (or loopback, on the host network)."""
+        return self.build_wheelhouse_url or f"http://{self.registry}/wheels/"

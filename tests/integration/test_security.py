@@ -9,6 +9,7 @@ their layers: disk use stays flat over 20 updates and returns to where it was.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -349,3 +350,44 @@ def test_writes_wait_for_garbage_collection_with_503_and_retry_after(settings: S
     assert w.status_code == 503 and w.headers.get("Retry-After"), (w.status_code, w.headers)
     assert r.status_code == 200
     assert registry_gc.collect_garbage(lock_timeout=30).bytes_after > 0
+
+
+# -- image builds ----------------------------------------------------------------------------------
+def test_builds_reach_the_wheelhouse_but_not_the_hosts_loopback(settings: Settings, tmp_path: Path) -> None:
+    """A RUN step on the build network: the wheelhouse answers on the gateway; the registry API on 127.0.0.1 does not."""
+    from mldeploy.backends.docker_engine import DockerEngine
+    from mldeploy.errors import BuildError
+
+    if settings.build_network == "host":
+        pytest.fail("make setup has not made the build network (registry/build.json is missing)")
+    port = settings.registry.rsplit(":", 1)[1]
+    gateway = settings.wheelhouse_url.split("//", 1)[1].split(":", 1)[0]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    probe = (
+        "RUN exec 3<>/dev/tcp/{host}/{port} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | tee /dev/stderr | grep -q ' {code} '"
+    )
+    engine = DockerEngine()
+    cases = [
+        ("wheelhouse on the gateway", gateway, "/wheels/", "200", True),
+        ("registry API on the gateway", gateway, "/v2/", "404", True),  # only /wheels/ is served there
+        ("registry on the host's loopback", "127.0.0.1", "/v2/", "401", False),
+    ]
+    for what, host, path, code, reachable in cases:
+        (ctx / "Dockerfile").write_text(
+            f"FROM {settings.base_os_image}\nSHELL [\"/bin/bash\", \"-c\"]\nLABEL nonce={uuid.uuid4().hex}\n"
+            + probe.format(host=host, port=port, path=path, code=code) + "\n"
+        )
+        tag = f"mldeploy/sectest-net:{uuid.uuid4().hex[:8]}"
+        try:
+            engine.build(str(ctx), "Dockerfile", tag, {}, str(tmp_path / "build.log"))
+            ok = True
+        except BuildError:
+            ok = False
+        finally:
+            with contextlib.suppress(Exception):
+                engine.remove(tag)
+        log = (tmp_path / "build.log").read_text()
+        assert ok is reachable, (what, log[-800:])
+        if not reachable:
+            assert "Connection refused" in log, log[-800:]  # refused, not a broken probe
