@@ -145,25 +145,8 @@ step_registry() {
       -e "s|@PORT@|$MLDEPLOY_REGISTRY_PORT|g" -e "s|@USER@|$user_line|g" \
       scripts/registry/nginx.conf.in >"$REG/nginx.conf.new"
   sed -e "s|@STATE@|$REG|g" scripts/registry/config.yml.in >"$REG/config.yml.new"
-  # Image builds run on their own bridge network, not the host's: they reach the wheelhouse on
-  # the network's gateway (only /wheels/ is served there) and none of the host's loopback services.
-  local build_net="${MLDEPLOY_BUILD_NETWORK:-mldeploy-build}" gw=""
-  if docker info >/dev/null 2>&1; then
-    docker network inspect "$build_net" >/dev/null 2>&1 \
-      || docker network create --driver bridge --label mldeploy.purpose=image-builds "$build_net" >/dev/null \
-      || fail "could not create the Docker network $build_net for image builds"
-    gw="$(docker network inspect "$build_net" -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
-  fi
-  if [ -n "$gw" ]; then
-    sed -e "s|@WHEELHOUSE@|$MLDEPLOY_WHEELHOUSE|g" -e "s|@PORT@|$MLDEPLOY_REGISTRY_PORT|g" -e "s|@ADDR@|$gw|g" \
-        scripts/registry/build-listen.conf.in >"$REG/build-listen.conf.new"
-    printf '{"network": "%s", "wheelhouse_url": "http://%s:%s/wheels/"}\n' "$build_net" "$gw" "$MLDEPLOY_REGISTRY_PORT" >"$REG/build.json"
-  else
-    : >"$REG/build-listen.conf.new"
-    rm -f "$REG/build.json"
-  fi
   local changed=0
-  for f in nginx.conf config.yml build-listen.conf; do
+  for f in nginx.conf config.yml; do
     if ! cmp -s "$REG/$f.new" "$REG/$f"; then mv "$REG/$f.new" "$REG/$f"; changed=1; else rm "$REG/$f.new"; fi
   done
 
@@ -190,8 +173,43 @@ step_registry() {
     [ "$code" = 401 ] && break; sleep 0.25
   done
   [ "$code" = 401 ] || fail "registry at http://$MLDEPLOY_REGISTRY/v2/ answered '$code', expected 401; see $LOGS/nginx-error.log and $LOGS/registry.log"
-  [ -z "$gw" ] || say "image builds run on Docker network $build_net; they fetch wheels from http://$gw:$MLDEPLOY_REGISTRY_PORT/wheels/"
+  build_network
   say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401); backend socket $REG/run/registry.sock is $(stat -c '%a %U' "$REG/run/registry.sock") in a 0700 directory"
+}
+
+# 4b. Image builds do not run on the host network: they share the network namespace of a
+#     wheelhouse container (busybox httpd, the wheelhouse mounted read-only) on the bridge network
+#     mldeploy-build. So http://127.0.0.1:$MLDEPLOY_REGISTRY_PORT/wheels/ in a RUN step is the
+#     wheelhouse, Debian's mirror is reached through the bridge, and the host's loopback services
+#     (the registry API, local inference services, Pulumi's engine) are out of reach.
+wheel_index() {  # pip --find-links reads this page; busybox httpd has no directory listing
+  (cd "$MLDEPLOY_WHEELHOUSE" && { echo "<html><body>"; for f in *.whl; do [ -e "$f" ] && echo "<a href=\"$f\">$f</a><br>"; done; echo "</body></html>"; } >index.html.new \
+     && mv index.html.new index.html)
+}
+build_network() {
+  local net="${MLDEPLOY_BUILD_NETWORK:-mldeploy-build}" name="mldeploy-wheelhouse-$MLDEPLOY_REGISTRY_PORT"
+  local image=mldeploy/wheelhouse-server:busybox
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || apt_install busybox-static
+  ldd /bin/busybox >/dev/null 2>&1 && fail "/bin/busybox is not statically linked (the busybox package); install busybox-static"
+  docker network inspect "$net" >/dev/null 2>&1 \
+    || docker network create --driver bridge --label mldeploy.purpose=image-builds "$net" >/dev/null \
+    || fail "could not create the Docker network $net for image builds"
+  if ! docker image inspect "$image" >/dev/null 2>&1; then
+    local d; d="$(mktemp -d)"; cp /bin/busybox "$d/busybox"
+    tar -C "$d" -c busybox | docker import -c 'ENTRYPOINT ["/busybox"]' - "$image" >/dev/null; rm -rf "$d"
+  fi
+  wheel_index
+  local want="$MLDEPLOY_WHEELHOUSE:$net"
+  if [ "$(docker inspect -f '{{index .Config.Labels "mldeploy.wheelhouse"}}' "$name" 2>/dev/null)" != "$want" ]; then
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    docker run -d --name "$name" --network "$net" --restart unless-stopped --read-only --cap-drop ALL --cap-add DAC_OVERRIDE \
+      --label mldeploy.purpose=wheelhouse --label "mldeploy.wheelhouse=$want" -v "$MLDEPLOY_WHEELHOUSE:/srv/wheels:ro" \
+      "$image" httpd -f -p "127.0.0.1:$MLDEPLOY_REGISTRY_PORT" -h /srv >/dev/null || fail "could not start the wheelhouse container $name"
+  elif [ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ]; then
+    docker start "$name" >/dev/null || fail "could not start the wheelhouse container $name"
+  fi
+  printf '{"network": "container:%s"}\n' "$name" >"$REG/build.json"
+  say "image builds run in the network namespace of $name (Docker network $net): wheels at http://127.0.0.1:$MLDEPLOY_REGISTRY_PORT/wheels/, no host loopback"
 }
 
 # 5. Base OS image: debootstrap a minimal Debian bookworm and docker import it.
@@ -224,6 +242,7 @@ step_wheelhouse() {
       --platform linux_x86_64 --platform any \
       -r scripts/wheelhouse.txt >"$LOGS/wheelhouse.log" 2>&1 || fail "pip download failed; see $LOGS/wheelhouse.log"
   echo "$want" >"$MLDEPLOY_WHEELHOUSE/.stamp"
+  wheel_index
   say "$(ls "$MLDEPLOY_WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$MLDEPLOY_WHEELHOUSE" | cut -f1)"
 }
 

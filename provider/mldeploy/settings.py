@@ -43,9 +43,8 @@ class Settings(BaseModel):
     registry: str
     wheelhouse: Path
     base_os_image: str
-    # Where image builds run, and the wheelhouse as they see it (``make setup`` writes registry/build.json).
+    # Where image builds run (``make setup`` writes registry/build.json; README "Security model").
     build_network: str = "host"
-    build_wheelhouse_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -62,7 +61,6 @@ class Settings(BaseModel):
             wheelhouse=Path(os.environ.get("MLDEPLOY_WHEELHOUSE", str(home / "wheelhouse"))),
             base_os_image=os.environ.get("MLDEPLOY_BASE_OS_IMAGE", "mldeploy/debian:bookworm"),
             build_network=build.get("network") or "host",
-            build_wheelhouse_url=build.get("wheelhouse_url"),
         )
 
     @property
@@ -83,5 +81,5 @@ class Settings(BaseModel):
 
     @property
     def wheelhouse_url(self) -> str:
-        """The wheelhouse as image builds see it: on the build network's gateway (or loopback, on the host network)."""
-        return self.build_wheelhouse_url or f"http://{self.registry}/wheels/"
+        """The wheelhouse as image builds see it: on their loopback (the wheelhouse container's, or the host's)."""
+        return f"http://{self.registry}/wheels/"

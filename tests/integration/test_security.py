@@ -354,40 +354,47 @@ def test_writes_wait_for_garbage_collection_with_503_and_retry_after(settings: S
 
 # -- image builds ----------------------------------------------------------------------------------
 def test_builds_reach_the_wheelhouse_but_not_the_hosts_loopback(settings: Settings, tmp_path: Path) -> None:
-    """A RUN step on the build network: the wheelhouse answers on the gateway; the registry API on 127.0.0.1 does not."""
+    """RUN steps (through DockerEngine.build): 127.0.0.1:<port>/wheels/ is the wheelhouse; the host's loopback is out of reach."""
+    import socket
+
     from mldeploy.backends.docker_engine import DockerEngine
     from mldeploy.errors import BuildError
 
     if settings.build_network == "host":
-        pytest.fail("make setup has not made the build network (registry/build.json is missing)")
+        pytest.fail("make setup has not set up the build network (registry/build.json is missing)")
     port = settings.registry.rsplit(":", 1)[1]
-    gateway = settings.wheelhouse_url.split("//", 1)[1].split(":", 1)[0]
+    host_service = socket.socket()  # a service on the host's loopback, as the registry API or Pulumi's engine are
+    host_service.bind(("127.0.0.1", 0))
+    host_service.listen(1)
+    probe = "RUN exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | tee /dev/stderr | grep -q ' {code} '"
+    cases = [
+        ("the wheelhouse", port, "/wheels/", "200", True),
+        ("the registry API (answered by the wheelhouse server, not the registry's 401)", port, "/v2/", "401", False),
+        ("a service on the host's loopback", str(host_service.getsockname()[1]), "/", "200", False),
+    ]
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    probe = (
-        "RUN exec 3<>/dev/tcp/{host}/{port} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | tee /dev/stderr | grep -q ' {code} '"
-    )
     engine = DockerEngine()
-    cases = [
-        ("wheelhouse on the gateway", gateway, "/wheels/", "200", True),
-        ("registry API on the gateway", gateway, "/v2/", "404", True),  # only /wheels/ is served there
-        ("registry on the host's loopback", "127.0.0.1", "/v2/", "401", False),
-    ]
-    for what, host, path, code, reachable in cases:
-        (ctx / "Dockerfile").write_text(
-            f"FROM {settings.base_os_image}\nSHELL [\"/bin/bash\", \"-c\"]\nLABEL nonce={uuid.uuid4().hex}\n"
-            + probe.format(host=host, port=port, path=path, code=code) + "\n"
-        )
-        tag = f"mldeploy/sectest-net:{uuid.uuid4().hex[:8]}"
-        try:
-            engine.build(str(ctx), "Dockerfile", tag, {}, str(tmp_path / "build.log"))
-            ok = True
-        except BuildError:
-            ok = False
-        finally:
-            with contextlib.suppress(Exception):
-                engine.remove(tag)
-        log = (tmp_path / "build.log").read_text()
-        assert ok is reachable, (what, log[-800:])
-        if not reachable:
-            assert "Connection refused" in log, log[-800:]  # refused, not a broken probe
+    try:
+        for what, p, path, code, reachable in cases:
+            (ctx / "Dockerfile").write_text(
+                f"FROM {settings.base_os_image}\nSHELL [\"/bin/bash\", \"-c\"]\nLABEL nonce={uuid.uuid4().hex}\n"
+                + probe.format(port=p, path=path, code=code) + "\n"
+            )
+            tag = f"mldeploy/sectest-net:{uuid.uuid4().hex[:8]}"
+            try:
+                engine.build(str(ctx), "Dockerfile", tag, {}, str(tmp_path / "build.log"))
+                ok = True
+            except BuildError:
+                ok = False
+            finally:
+                with contextlib.suppress(Exception):
+                    engine.remove(tag)
+            log = (tmp_path / "build.log").read_text()
+            assert ok is reachable, (what, log[-800:])
+            if what.startswith("a service"):
+                assert "Connection refused" in log, log[-800:]  # refused, not a broken probe
+            if what.startswith("the registry"):
+                assert "HTTP/1.0 404" in log or "HTTP/1.1 404" in log, log[-800:]
+    finally:
+        host_service.close()
