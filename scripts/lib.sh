@@ -20,6 +20,10 @@ export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$MLDEPLOY_HOME/pulumi}"
 # set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, else the
 # per-machine random one `make setup` writes (0600) to MLDEPLOY_PASSPHRASE_FILE.
 export MLDEPLOY_PASSPHRASE_FILE="${MLDEPLOY_PASSPHRASE_FILE:-$MLDEPLOY_HOME/pulumi/passphrase}"
+# What an earlier `source` of this file set is not "yours" (a child shell, make after .env.sh).
+[ "${MLDEPLOY_PASSPHRASE_FROM:-}" = legacy ] && unset PULUMI_CONFIG_PASSPHRASE
+[ "${MLDEPLOY_PASSPHRASE_FROM:-}" = file ] && [ "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" = "$MLDEPLOY_PASSPHRASE_FILE" ] \
+  && unset PULUMI_CONFIG_PASSPHRASE_FILE
 MLDEPLOY_PASSPHRASE_FROM=user
 if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   MLDEPLOY_PASSPHRASE_FROM=file
@@ -29,9 +33,11 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_
     # Stacks made before the passphrase file existed used the old published demo
     # passphrase; say so rather than use it silently. `make setup` writes the file.
     echo "mldeploy: no $MLDEPLOY_PASSPHRASE_FILE yet; using the old demo passphrase of the existing stacks (run make setup)" >&2
+    MLDEPLOY_PASSPHRASE_FROM=legacy
     export PULUMI_CONFIG_PASSPHRASE=mldeploy-demo
   fi
 fi
+export MLDEPLOY_PASSPHRASE_FROM
 export PULUMI_SKIP_UPDATE_CHECK=1
 # The Python language host built here ignores Pulumi.yaml's `virtualenv`
 # option, so the project's virtualenv must come first on PATH.

@@ -262,11 +262,10 @@ step_pulumi_backend() {
     say "secrets passphrase: $pf (mode 0600, readable only by $(id -un))"
   elif [ -n "$(find "$MLDEPLOY_HOME/pulumi/.pulumi/stacks" -name '*.json' -print -quit 2>/dev/null)" ]; then
     (umask 077 && printf '%s' mldeploy-demo >"$pf.tmp" && mv "$pf.tmp" "$pf")
-    say "secrets passphrase: $pf (mode 0600), holding the OLD PUBLISHED demo passphrase, because this"
-    say "  backend already has stacks encrypted with it. Their state is now readable only by $(id -un); to"
-    say "  re-encrypt: put a new passphrase in $pf.new, and for each stack run"
-    say "  PULUMI_CONFIG_PASSPHRASE_FILE=$pf.new pulumi stack change-secrets-provider passphrase"
-    say "  with PULUMI_CONFIG_PASSPHRASE_FILE=$pf for the old one (README \"Security model\"), then move $pf.new to $pf."
+    say "secrets passphrase: $pf (mode 0600), holding the OLD PUBLISHED demo passphrase 'mldeploy-demo',"
+    say "  because this backend already has stacks encrypted with it: they keep working, protected only by"
+    say "  the state directory's modes (now 0700). To leave it: destroy those stacks, remove $pf and"
+    say "  rerun make setup (a random one is written), or re-key each with pulumi stack change-secrets-provider."
   else
     (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$pf.tmp" && mv "$pf.tmp" "$pf")
     say "secrets passphrase: a new random one in $pf (mode 0600, readable only by $(id -un)); keep it to decrypt this backend's stacks"
