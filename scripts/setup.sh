@@ -199,7 +199,8 @@ build_network() {
     tar -C "$d" -c busybox | docker import -c 'ENTRYPOINT ["/busybox"]' - "$image" >/dev/null; rm -rf "$d"
   fi
   wheel_index
-  local want="$MLDEPLOY_WHEELHOUSE:$net"
+  local want  # the inode too: a wheelhouse removed and made again (make clean-state) needs a new mount
+  want="$MLDEPLOY_WHEELHOUSE:$(stat -c %i "$MLDEPLOY_WHEELHOUSE"):$net"
   if [ "$(docker inspect -f '{{index .Config.Labels "mldeploy.wheelhouse"}}' "$name" 2>/dev/null)" != "$want" ]; then
     docker rm -f "$name" >/dev/null 2>&1 || true
     docker run -d --name "$name" --network "$net" --restart unless-stopped --read-only --cap-drop ALL --cap-add DAC_OVERRIDE \
