@@ -142,7 +142,7 @@ class ServicePrincipalProvider(dynamic.ResourceProvider):
         return result
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        store = select.identity_store(props.get("registry"))
+        store = select.identity_store(props.get("registry"), progress=lambda m: progress(f"{KIND} {props['display_name']}", m))
         repos = _repos(props)
         ident, secret = store.create(props["display_name"], props["role"], _days(props), **({"repositories": repos} if repos else {}))
         scope = f", pushing only to {', '.join(repos)}" if repos else ""
