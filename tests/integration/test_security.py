@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.backends.oci_registry import OciRegistry
 from mldeploy.settings import Settings
@@ -147,7 +146,7 @@ def scratch_repos(settings: Settings, push_creds: Creds) -> Iterator[list[str]]:
         for t in (r.json().get("tags") or []) if r.status_code == 200 else []:
             try:
                 reg.delete_manifest(repo, reg.manifest_digest(repo, t))
-            except Exception:  # noqa: BLE001 - best-effort cleanup of what this test pushed
+            except Exception:
                 pass
 
 
@@ -256,7 +255,7 @@ def test_refresh_finds_a_demoted_identity_and_up_restores_it(project: Project, s
     # Out of band: the unrestricted identity is demoted (its line removed from the push file), the
     # scoped one loses its scope marker. Both can still log in and pull.
     push_file = reg / "htpasswd-push"
-    push_file.write_text("".join(l for l in push_file.read_text().splitlines(True) if not l.startswith(outs["push_id"] + ":")))
+    push_file.write_text("".join(line for line in push_file.read_text().splitlines(True) if not line.startswith(outs["push_id"] + ":")))
     (reg / "scopes" / f"u-{outs['scoped_id']}" / "r" / "sectest" / "drift@").unlink()
     assert not can_write("push", "sectest/drift") and not can_write("scoped", "sectest/drift")
     assert project.ops() == {}  # without a refresh nothing is known
