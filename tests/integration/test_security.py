@@ -46,12 +46,15 @@ def _need_setpriv() -> None:
 
 def _push(docker_client: Any, repo: str, tag: str, user: str, password: str) -> tuple[str | None, list[str]]:
     """(digest, errors) of pushing repo:tag with these credentials."""
+    from mldeploy.backends.registry_gc import writing
+
     digest, errors = None, []
-    for ev in docker_client.api.push(repo, tag=tag, auth_config={"username": user, "password": password}, stream=True, decode=True):
-        if "error" in ev:
-            errors.append(str(ev["error"]))
-        if isinstance(ev.get("aux"), dict) and ev["aux"].get("Digest"):
-            digest = ev["aux"]["Digest"]
+    with writing(repo.split("/", 1)[0]):  # as mldeploy's own pushes: no garbage collection meanwhile
+        for ev in docker_client.api.push(repo, tag=tag, auth_config={"username": user, "password": password}, stream=True, decode=True):
+            if "error" in ev:
+                errors.append(str(ev["error"]))
+            if isinstance(ev.get("aux"), dict) and ev["aux"].get("Digest"):
+                digest = ev["aux"]["Digest"]
     return digest, errors
 
 
