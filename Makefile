@@ -76,4 +76,5 @@ clean-state:
 	@echo "removes $(CURDIR)/.mldeploy (registry storage, Pulumi state, logs, caches)"; \
 	pkill -f "docker-registry serve $(CURDIR)/.mldeploy" || true; \
 	[ -f .mldeploy/registry/nginx.pid ] && kill $$(cat .mldeploy/registry/nginx.pid) || true; \
+	docker rm -f mldeploy-wheelhouse-$${MLDEPLOY_REGISTRY_PORT:-5000} >/dev/null 2>&1 || true; \
 	rm -rf .mldeploy
