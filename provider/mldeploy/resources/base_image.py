@@ -569,8 +569,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         reg = _registry(news)
         try:
             with self._credentials(reg) as auth:
-                self._registry_client(reg, auth).delete_manifest(olds["repository"], olds["digest"])
+                registry = self._registry_client(reg, auth)
+                registry.delete_manifest(olds["repository"], olds["digest"])
             progress(label, f"deleted the superseded {olds.get('image_ref')}")
+            _collect_garbage(label, registry)
         except NotFound:
             pass
         except BackendError as exc:
@@ -615,8 +617,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         if repo and digest:
             with self._credentials(reg) as auth:
                 try:
-                    self._registry_client(reg, auth).delete_manifest(repo, digest)
+                    registry = self._registry_client(reg, auth)
+                    registry.delete_manifest(repo, digest)
                     progress(label, f"deleted {props.get('image_ref')} from the registry")
+                    _collect_garbage(label, registry)
                 except NotFound:
                     progress(label, f"{props.get('image_ref')} was already gone from the registry")
         engine = self._engine(label)
@@ -627,6 +631,14 @@ class BaseImageProvider(dynamic.ResourceProvider):
                     engine.remove(f"{name}:{tag}")
                 except BackendError as exc:
                     progress(label, f"left local image {name}:{tag}: {exc}")
+
+
+def _collect_garbage(label: str, registry: ImageRegistry) -> None:
+    """Free a deleted manifest's layers (the local registry's ``OciRegistry.collect_garbage``)."""
+    collect = getattr(registry, "collect_garbage", None)  # test fakes have none
+    line = collect() if collect else None
+    if line:
+        progress(label, line)
 
 
 # -- the program side: the resource ------------------------------------------------
