@@ -138,11 +138,18 @@ def write_context(dest: Path, base_image: str, inference: dict[str, Any], models
     (dest / "env").mkdir()
     (dest / "env" / "requirements.lock").write_text(requirements_lock(lock))
     (dest / "Dockerfile").write_text(dockerfile(base_image, inference, models, lock))
-    # The image's file modes must not depend on the umask (mldeploy's state is 0600/0700): readable
-    # by a base image's non-root USER. ``dest`` itself (a private temporary directory) stays as it is.
-    for path in dest.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+    # The image's modes must not depend on mldeploy's umask (its state is 0600/0700): the directories and
+    # the files mldeploy writes itself are made readable (as under a usual 022 umask), so a base image's
+    # non-root USER can traverse and read them. The user's own files keep exactly their modes (never
+    # loosened). ``dest`` itself (a private temporary directory) stays as it is.
+    generated = {dest / "app" / "gunicorn.conf.py", dest / "env" / "requirements.lock", dest / "Dockerfile"}
+    for path in [*dest.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(path.stat().st_mode | 0o555)
+        elif path in generated:
+            path.chmod(path.stat().st_mode | 0o444)
     return dest
 
 
