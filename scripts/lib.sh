@@ -18,6 +18,10 @@ export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$MLDEPLOY_HOME/pulumi}"
 # nothing of value on a developer machine; set your own for anything shared.
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-mldeploy-demo}"
 export PULUMI_SKIP_UPDATE_CHECK=1
+# No automatic plugin downloads: mldeploy's programs need no resource plugin (dynamic
+# providers run in the language host), and a plugin that cannot be downloaded costs
+# every pulumi command about 2.5 s of retries. Install one with `pulumi plugin install`.
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}"
 # The Python language host built here ignores Pulumi.yaml's `virtualenv`
 # option, so the project's virtualenv must come first on PATH.
 export PATH="$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:$PATH"
