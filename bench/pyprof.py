@@ -113,6 +113,30 @@ def report(out_dir: str, top: int = 25) -> str:
     return "\n".join(lines)
 
 
+def summary(out_dir: str) -> list[dict[str, object]]:
+    """Step costs from the profiles in ``out_dir``: per process, its busy time, imports, and each provider method."""
+    steps: list[dict[str, object]] = []
+    for name in sorted(os.listdir(out_dir)):
+        if not name.endswith(".json"):
+            continue
+        doc = json.load(open(os.path.join(out_dir, name)))
+        role, dt, samples = doc["role"], doc["interval_s"], doc["samples"]
+        steps.append({"step": f"{role}: lifetime (interpreter start to last sample)", "s": doc["t_end"]})
+        steps.append({"step": f"{role}: busy, all threads (sampled)", "s": sum(samples.values()) * dt})
+        imports = sum(n for stack, n in samples.items() if "_find_and_load" in stack)
+        steps.append({"step": f"{role}: of which importing modules", "s": imports * dt})
+        methods: collections.Counter[str] = collections.Counter()
+        for stack, n in samples.items():
+            for fn in set(stack.split(";")):
+                file, _, func = fn.partition(":")
+                if func in ("check", "diff", "read", "__init__") and file not in ("__main__.py",) and file.endswith(".py") \
+                        and file[:-3] in ("model_version", "service_principal", "base_image", "inference_deployment", "model_service"):
+                    methods[fn] += n
+        for fn, n in sorted(methods.items()):
+            steps.append({"step": f"{role}: of which {fn} (all calls)", "s": n * dt})
+    return steps
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--report"]:
         print(report(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 25))
