@@ -59,7 +59,7 @@ def _run(role: str, out_dir: str, argv: list[str]) -> None:
     def dump() -> None:
         with lock:
             doc = {"role": role, "argv": argv, "interval_s": 0.002, "t_start": started - interp_start,
-                   "t_end": time.time() - interp_start, "samples": dict(counts)}
+                   "t_end": time.time() - interp_start, "cpu_s": time.process_time(), "samples": dict(counts)}
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f)
@@ -116,13 +116,16 @@ def report(out_dir: str, top: int = 25) -> str:
 def summary(out_dir: str) -> list[dict[str, object]]:
     """Step costs from the profiles in ``out_dir``: per process, its busy time, imports, and each provider method."""
     steps: list[dict[str, object]] = []
-    for name in sorted(os.listdir(out_dir)):
-        if not name.endswith(".json"):
-            continue
+    names = sorted(n for n in os.listdir(out_dir) if n.endswith(".json"))
+    for role in ("program", "provider"):
+        steps.append({"step": f"{role} processes started by the command (count, not seconds)", "s": sum(n.startswith(role) for n in names)})
+    for name in names:
         doc = json.load(open(os.path.join(out_dir, name)))
         role, dt, samples = doc["role"], doc["interval_s"], doc["samples"]
         steps.append({"step": f"{role}: lifetime (interpreter start to last sample)", "s": doc["t_end"]})
         steps.append({"step": f"{role}: busy, all threads (sampled)", "s": sum(samples.values()) * dt})
+        if "cpu_s" in doc:
+            steps.append({"step": f"{role}: CPU time of the process", "s": doc["cpu_s"]})
         imports = sum(n for stack, n in samples.items() if "_find_and_load" in stack)
         steps.append({"step": f"{role}: of which importing modules", "s": imports * dt})
         methods: collections.Counter[str] = collections.Counter()
