@@ -699,7 +699,11 @@ class Bench:
         r("empty program in the project's .venv / floor (`preview`)", "floor_project.preview", "floor.preview", paired=True)
         r(f"floor without {GUARD} / floor (`preview`)", "floor_noguard.preview", "floor.preview", paired=True)
         r("empty program importing mldeploy / floor (`preview`)", "floor_import.preview", "floor.preview", paired=True)
+        # CPU seconds (user+sys of pulumi and its processes) hardly change with the machine's load; wall times do.
         r("no-op `preview` CPU / floor `preview` CPU", "noop.preview.cpu", "floor.preview.cpu")
+        r("no-op `up` CPU / floor `up` CPU", "noop.up.cpu", "floor.up.cpu")
+        for n in self.scale:
+            r(f"{n} ModelVersions: no-op `preview` CPU / floor CPU", f"scale{n}.preview.cpu", "floor.preview.cpu")
         r(f"no-op `preview` with {self.big_mb} MB model / with the small model", "big.preview", "noop.preview", "<= 1.1")
         r(f"(no cache) `preview` after touch of {self.big_mb} MB / small model", "big.preview_miss", "noop.preview")
         # The floor of an `up` that does real work: the raw work plus the floor's `up` (medians over the whole run).
