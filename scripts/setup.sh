@@ -53,10 +53,14 @@ make_venv() {  # make_venv DIR EXTRAS
   if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     say "$dir is up to date ($("$dir/bin/python" --version))"; return
   fi
-  command -v python3 >/dev/null || fail "python3 (3.11+) is required"
+  # The interpreter to make virtualenvs from: python3 on PATH without the project's own .venv
+  # (lib.sh puts it first; it may be the one being replaced).
+  local py; py="$(PATH="${PATH//$MLDEPLOY_ROOT\/.venv\/bin:/}" command -v python3 || true)"
+  [ -n "$py" ] || fail "python3 (3.11+) is required"
+  py="$(readlink -f "$py")"
   # Older setups put the azure extra into .venv: start it afresh.
   if [ "$2" = test ] && compgen -G "$dir/lib/python3*/site-packages/pulumi_azure_native" >/dev/null; then rm -rf "$dir"; fi
-  [ -x "$dir/bin/python" ] || python3 -m venv "$dir" || fail "could not create $dir"
+  [ -x "$dir/bin/python" ] || { rm -rf "$dir"; "$py" -m venv "$dir"; } || fail "could not create $dir"
   say "installing mldeploy (editable) with extras [$2] into $dir"
   "$dir/bin/pip" install -q --upgrade pip >>"$LOGS/pip.log" 2>&1
   "$dir/bin/pip" install -q -e ".[$2]" >>"$LOGS/pip.log" 2>&1 || fail "pip install into $dir failed, see $LOGS/pip.log"
