@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,8 +57,10 @@ def manifest_status(image_ref: str, creds: Creds) -> int:
 @pytest.mark.parametrize("sample", SERVED, ids=[s.name for s in SERVED])
 def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo_base: str, docker_client, push_creds: Creds) -> None:  # type: ignore[no-untyped-def]
     p = sample_project(tmp_path, sample, demo_base)
+    t0 = time.monotonic()
     try:
         p.up()
+        up_s = time.monotonic() - t0
         out = p.outputs()
         assert out["scoring_uri"] == f"http://127.0.0.1:{sample.port}/score"
         for request in sample.requests:
@@ -69,12 +72,16 @@ def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo
                 body = r.text
             assert (r.status_code, body) == (recorded["status"], recorded["body"]), f"{sample.name}: {request}"
 
+        t1 = time.monotonic()
         p.pulumi("preview", "--expect-no-changes", "--diff")
+        preview_s = time.monotonic() - t1
 
         container_id, image_ref = out["container_id"], out["image_ref"]
         assert docker_client.containers.get(container_id).status == "running"
         assert manifest_status(image_ref, push_creds) == 200
+        t2 = time.monotonic()
         p.destroy()
+        print(f"\n{sample.name}: up {up_s:.0f} s, no-change preview {preview_s:.1f} s, destroy {time.monotonic() - t2:.0f} s")
         import docker.errors
 
         with pytest.raises(docker.errors.NotFound):
