@@ -1,9 +1,8 @@
-import json
-import os
-from pathlib import Path
-
 import joblib
+import os
 import pandas as pd
+from pathlib import Path
+import json
 
 models = None
 

@@ -1,9 +1,8 @@
-import json
-import logging
 import os
-
-import joblib
+import logging
+import json
 import numpy
+import joblib
 
 
 def init():

@@ -1,8 +1,8 @@
-import json
+import logging
 import os
-from io import StringIO
-
+import json
 import mlflow
+from io import StringIO
 from mlflow.pyfunc.scoring_server import infer_and_parse_data, predictions_to_json
 
 
