@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 import requests
 
@@ -54,9 +55,16 @@ def manifest_status(image_ref: str, creds: Creds) -> int:
     return r.status_code
 
 
+def local_tags(docker_client, image_ref: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """The local tags of an image reference's repository (``repo@digest`` or ``repo@``)."""
+    repo = image_ref.split("@")[0]
+    return {t for img in docker_client.images.list() for t in img.tags if t.startswith(repo + ":")}
+
+
 @pytest.mark.parametrize("sample", SERVED, ids=[s.name for s in SERVED])
 def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo_base: str, docker_client, push_creds: Creds) -> None:  # type: ignore[no-untyped-def]
     p = sample_project(tmp_path, sample, demo_base)
+    tags_before = local_tags(docker_client, f"{push_creds.registry}/mldeploy/smp-{sample.name}@")
     t0 = time.monotonic()
     try:
         p.up()
@@ -82,14 +90,13 @@ def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo
         t2 = time.monotonic()
         p.destroy()
         print(f"\n{sample.name}: up {up_s:.0f} s, no-change preview {preview_s:.1f} s, destroy {time.monotonic() - t2:.0f} s")
-        import docker.errors
-
         with pytest.raises(docker.errors.NotFound):
             docker_client.containers.get(container_id)
         assert docker_client.containers.list(all=True, filters={"label": f"mldeploy.service=smp-{sample.name}"}) == []
         assert manifest_status(image_ref, push_creds) == 404
-        local = [t for img in docker_client.images.list() for t in img.tags if t.startswith(image_ref.split("@")[0] + ":")]
-        assert local == []
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(image_ref)
+        assert local_tags(docker_client, image_ref) <= tags_before, "destroy left a local tag of the derived image"
     finally:
         p.cleanup()
 
