@@ -7,7 +7,7 @@ STACK ?= local
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke
+.PHONY: cluster-up cluster-down setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke
 
 help:
 	@echo "make setup        install and start everything (idempotent; seconds when warm)"
@@ -19,6 +19,7 @@ help:
 	@echo "make unit         unit tests only (no engine, no Docker)"
 	@echo "make bench        setup, timings vs Pulumi's floor and raw docker (BENCH_ARGS=--quick); bench/results/"
 	@echo "make mlflow-ui    the MLflow UI on 127.0.0.1:5500 over the local model registry"
+	@echo "make cluster-down stop the embedded Kubernetes cluster (make setup or cluster-up starts it again)"
 	@echo "make azure-smoke  the real lifecycle on Azure (needs a login and a subscription; costs money; never run by CI)"
 
 setup:
@@ -26,6 +27,13 @@ setup:
 
 test: setup
 	@$(ENV) python -m pytest tests $(PYTEST_ARGS)
+
+# The embedded Kubernetes cluster (the kubernetes target); `make setup` starts it too.
+cluster-up:
+	@$(ENV) bash scripts/kubernetes/build.sh && bash scripts/kubernetes/up.sh
+
+cluster-down:
+	@$(ENV) bash scripts/kubernetes/down.sh
 
 unit:
 	@$(ENV) python -m pytest tests/unit $(PYTEST_ARGS)
