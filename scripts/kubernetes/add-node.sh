@@ -22,7 +22,11 @@ D=$K8S_HOME/node$N C=$K8S_HOME/node$N/containerd
 IN="nsenter --net=/var/run/netns/$NS"
 
 if [ $remove = 1 ]; then
-  kctl delete node "$NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  set +e
+  if k8s_alive "kubelet-node$N"; then  # let its kubelet tear the pods down through CRI (frees their network namespaces)
+    kctl delete pods -A --field-selector "spec.nodeName=$NAME" --grace-period=1 --timeout=60s >/dev/null 2>&1
+  fi
+  kctl delete node "$NAME" --ignore-not-found --wait=false >/dev/null 2>&1
   k8s_stop "kube-proxy-node$N" "kubelet-node$N"
   if [ -S "$C/containerd.sock" ] && k8s_alive "containerd-node$N"; then
     CTR="ctr --address $C/containerd.sock -n k8s.io"

@@ -114,6 +114,13 @@ k8s_start kube-scheduler "$KUBE" kube-scheduler --kubeconfig="$KC" \
 # --- node: containerd, kubelet, kube-proxy --------------------------------------------------
 k8s_containerd_conf "$C" "$MLDEPLOY_REGISTRY" "$S/cni" >"$C/config.toml"
 k8s_cni_conf "$S/cni" 10.244.0.0/24 10.244.0.1 >"$S/cni/net.d/10-mldeploy.conflist"
+if ! k8s_alive containerd && ! mountpoint -q /run/netns; then
+  # Pods' network namespaces are bind mounts in /run/netns. Make it a shared mount point now, before the
+  # first pod: `ip netns add` (add-node.sh) would otherwise bind it over itself later and cover the mounts
+  # of running pods, whose namespaces then can never be removed ("unlinkat ...: device or resource busy").
+  mkdir -p /run/netns
+  mount --bind /run/netns /run/netns && mount --make-shared /run/netns
+fi
 k8s_start containerd containerd --config "$C/config.toml"
 CTR="ctr --address $C/containerd.sock -n k8s.io"
 k8s_wait containerd 60 $CTR version
