@@ -55,7 +55,7 @@ def test_aks_fields_become_the_deployment() -> None:
     assert env == {"MLDEPLOY_BIND_HOST": "127.0.0.1", "SCORING_TIMEOUT_MS": "20000", "WORKER_TIMEOUT": "300", "WORKER_COUNT": "2"}
     assert model["args"] == ["--entry_script", "/var/azureml-app/score.py", "--port", str(k.MODEL_PORT)]
     assert pod["imagePullSecrets"] == [{"name": "mldeploy-iris-pull"}]
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is False and pod["shareProcessNamespace"] is True
     assert {v["name"]: v for v in pod["volumes"]}["keys"]["secret"]["secretName"] == "mldeploy-iris-keys-x"
     for c in (model, front):
         assert c["lifecycle"]["preStop"]["sleep"]["seconds"] >= 1

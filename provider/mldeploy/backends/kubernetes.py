@@ -327,6 +327,9 @@ def pod_template(
     }
     spec = {
         "automountServiceAccountToken": False,
+        # The pause container is PID 1, not azmlinfsrv: as PID 1 it ignores SIGTERM and every stop took the
+        # whole grace period (30 s); measured with docker stop, 31 s alone, 0.6 s behind an init.
+        "shareProcessNamespace": True,
         "enableServiceLinks": False,
         "imagePullSecrets": [{"name": pull_name}],
         "terminationGracePeriodSeconds": 30,
