@@ -51,7 +51,8 @@ class InferenceConfig(_Camel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> "InferenceConfig":
-        return _load(cls, Path(path))
+        loaded: InferenceConfig = _load(cls, Path(path))
+        return loaded
 
     def resolve(self, base_dir: Path) -> "ResolvedInference":
         """Check the files this config points at, relative to ``base_dir`` (the JSON file's directory)."""
@@ -151,7 +152,8 @@ class DeploymentConfig(_Camel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> "DeploymentConfig":
-        return _load(cls, Path(path))
+        loaded: DeploymentConfig = _load(cls, Path(path))
+        return loaded
 
 
 def _load(cls: Any, path: Path) -> Any:

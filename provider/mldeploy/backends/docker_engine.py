@@ -314,4 +314,4 @@ def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-__all__ = ["DockerEngine", "PROBE_SCRIPT", "client", "split_ref", "translate"]
+__all__ = ["PROBE_SCRIPT", "DockerEngine", "client", "split_ref", "translate"]

@@ -102,7 +102,7 @@ class ServicePrincipalProvider(dynamic.ResourceProvider):
         return diff(olds, news, REPLACE_KEYS, UPDATE_KEYS)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        store = select.identity_store(props.get("registry"))
+        store = select.identity_store(props.get("registry"), progress=lambda m: progress(f"{KIND} {props['display_name']}", m))
         ident, secret = store.create(props["display_name"], props["role"], _days(props))
         progress(f"{KIND} {props['display_name']}", f"created {ident.role} identity {ident.client_id} on {ident.registry_address}")
         return dynamic.CreateResult(ident.client_id, _outs(props, ident, secret))

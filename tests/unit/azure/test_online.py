@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mldeploy.backends.azure.online import OnlineDeployer, OnlineSpec, deployment_sizing
 from mldeploy.errors import BackendError, NotFound, ValidationError
 from mldeploy.hashing import tree_digest
 
 from .conftest import SUB, TARGET, WS_ID
 from .fakes import FakeAzure, arm_error
-from .test_ml_registry import BLOB_HOST, CONTAINER, datastore
+from .test_ml_registry import BLOB_HOST, CONTAINER, datastore, play_datastore
 
 EP = WS_ID + "/onlineEndpoints/iris"
 OPS = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/locations/westeurope/mfeOperationsStatus"
@@ -23,17 +23,21 @@ FAST = {"Retry-After": "0.01"}  # LRO polls; azure-core reads fractional seconds
 
 
 class World:
-    """The workspace's endpoints and deployments as ARM keeps them, answering the REST calls."""
+    """The workspace's endpoints and deployments as ARM keeps them, answering the REST calls in the shapes
+    Azure's recording shows (test_recorded_online replays the recording itself): PUTs answer 201 with
+    ``Creating``/``Updating`` and ``scoringUri: null``, ``Azure-AsyncOperation`` + ``Location``; each
+    operation polls ``Updating`` once before its final status."""
 
     def __init__(self, azure: FakeAzure, fail_deployment: bool = False) -> None:
         self.azure = azure
         self.endpoint: dict[str, Any] | None = None
         self.deployments: dict[str, dict[str, Any]] = {}
         self.ops: dict[str, str] = {}
+        self.polled: dict[str, bool] = {}
         self.fail = fail_deployment
         a = azure
         a.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
-        a.on("GET", WS_ID + "/datastores/workspaceblobstore", (200, datastore(), {}))
+        play_datastore(a)
         a.on("HEAD", f"/{CONTAINER}/mldeploy/code/.*\\.complete", (404, b"", {"x-ms-error-code": "BlobNotFound"}), host=BLOB_HOST)
         a.on("PUT", f"/{CONTAINER}/mldeploy/code/.*", (201, b"", {"ETag": '"1"'}), host=BLOB_HOST)
         a.on("GET", EP, self.get_endpoint)
@@ -52,14 +56,20 @@ class World:
         a.on("PUT", WS_ID + "/codes/([^/]+)/versions/([^/]+)", self.echo)
         a.on("GET", WS_ID + "/codes/([^/]+)/versions", (200, {"value": []}, {}))
 
-    def _op(self, final: str) -> dict[str, str]:
+    def _op(self, final: str, location: str | None = None) -> dict[str, str]:
         op = f"op{len(self.ops) + 1}"
         self.ops[op] = final
-        return {"Azure-AsyncOperation": f"https://management.azure.com{OPS}/{op}?api-version=2023-10-01", **FAST}
+        headers = {"Azure-AsyncOperation": f"https://management.azure.com{OPS}/{op}?api-version=2023-10-01", **FAST}
+        if location:
+            headers["Location"] = f"https://management.azure.com{location}?api-version=2023-10-01"
+        return headers
 
     def get_op(self, req):  # type: ignore[no-untyped-def]
         op = req.path.rsplit("/", 1)[-1]
         final = self.ops[op]
+        if not self.polled.get(op):
+            self.polled[op] = True
+            return 200, {"status": "Updating", "percentComplete": 0.0}, FAST
         body: dict[str, Any] = {"status": final}
         if final == "Failed":
             body["error"] = {"code": "ResourceNotReady", "message": "User container has crashed or terminated: liveness probe failed"}
@@ -77,15 +87,18 @@ class World:
 
     def put_endpoint(self, req):  # type: ignore[no-untyped-def]
         body = req.json
-        props = body["properties"]
-        props.update(
+        created = self.endpoint is None
+        done = json.loads(json.dumps(body))
+        done["properties"].update(
             provisioningState="Succeeded",
             scoringUri="https://iris.westeurope.inference.ml.azure.com/score",
             swaggerUri="https://iris.westeurope.inference.ml.azure.com/swagger.json",
         )
-        created = self.endpoint is None
-        self.endpoint = {"id": EP, "name": "iris", "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints", **body}
-        return (201 if created else 200), self.endpoint, self._op("Succeeded")
+        self.endpoint = {"id": EP, "name": "iris", "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints", **done}
+        # As recorded: the PUT's own answer is still Creating/Updating, without a scoring URI yet.
+        answer = json.loads(json.dumps(self.endpoint))
+        answer["properties"].update(provisioningState="Creating" if created else "Updating", scoringUri=None, swaggerUri=None)
+        return (201 if created else 200), answer, self._op("Succeeded", EP)
 
     def delete_endpoint(self, req):  # type: ignore[no-untyped-def]
         if self.endpoint is None:
@@ -108,7 +121,9 @@ class World:
         body["properties"]["provisioningState"] = state
         body["properties"].setdefault("scaleSettings", {"scaleType": "Default"})  # ARM fills in the default
         self.deployments[name] = {"id": req.path, "name": name, "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments", **body}
-        return 201, self.deployments[name], self._op(state)
+        answer = json.loads(json.dumps(self.deployments[name]))
+        answer["properties"]["provisioningState"] = "Updating"  # as recorded: a new deployment starts Updating
+        return 201, answer, self._op(state, req.path)
 
     def delete_deployment(self, req):  # type: ignore[no-untyped-def]
         name = req.path.rsplit("/", 1)[-1]
@@ -146,7 +161,7 @@ def test_deploy_creates_endpoint_deployment_then_switches_traffic(azure, cred, s
     dep = out["deployment_name"]
     assert re.fullmatch(r"mld-[0-9a-f]{12}", dep)
     assert out["scoring_uri"] == "https://iris.westeurope.inference.ml.azure.com/score"
-    assert out["primary_key"] == "pk-123" and out["state"] == "running"
+    assert out["primary_key"] == "pk-123" and out["secondary_key"] == "sk-456" and out["state"] == "running"
     ep_put = azure.calls("PUT", EP + "$")
     assert ep_put[0].json["properties"]["authMode"] == "Key" and ep_put[0].api_version
     put = azure.calls("PUT", "/deployments/")[0]
@@ -204,7 +219,7 @@ def test_state_and_delete_after_out_of_band_removal(azure, cred, source) -> None
 def test_endpoint_conflict_is_a_backend_error(azure, cred, source) -> None:  # type: ignore[no-untyped-def]
     World(azure)
     azure.on("PUT", EP, arm_error(409, "Conflict", "Endpoint name iris is already in use in region westeurope"))
-    with pytest.raises(BackendError, match="409.*already in use"):
+    with pytest.raises(BackendError, match=r"409.*already in use"):
         OnlineDeployer(TARGET, cred, azure.transport()).deploy(spec(source))
 
 

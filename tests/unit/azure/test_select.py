@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mldeploy.backends import select
 from mldeploy.backends.azure.identity import EntraIdentityStore
 from mldeploy.backends.azure.ml_registry import AzureMlModelRegistry
@@ -46,9 +45,37 @@ def test_inference_deployment_check_on_azure_skips_local_only_checks() -> None:
         "inference_config": str(demo / "inferenceconfig.json"),
         "deployment_config": {"computeType": "aci", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 2}},
         "base_image": "mldeployacr.azurecr.io/demo/base@sha256:" + "c" * 64,
-        "models": [],
+        "models": [{"name": "iris", "version": 1, "download": "azureml://x", "digest": "sha256:" + "d" * 64}],
+        "stack": "dev",
+        "resource_urn": "urn:pulumi:dev::p::mldeploy:InferenceDeployment::svc",
     }
     res = InferenceDeploymentProvider().check({}, news)
-    assert res.failures == [], res.failures
+    assert res.failures == [], [(f.property, f.reason) for f in res.failures]
+    # Target-only rules fail at preview: one model per managed online deployment, sizes Azure offers.
+    two = InferenceDeploymentProvider().check({}, {**news, "models": news["models"] * 2})
+    assert [(f.property, "exactly one registered model" in f.reason) for f in two.failures] == [("models", True)]
+    big = {"computeType": "aci", "containerResourceRequirements": {"cpu": 64, "memoryInGB": 2}}
+    huge = InferenceDeploymentProvider().check({}, {**news, "deployment_config": big})
+    assert [f.property for f in huge.failures] == ["deployment_config.containerResourceRequirements"]
     bad = InferenceDeploymentProvider().check({}, {**news, "target": "azure:/subscriptions/x"})
     assert [f.property for f in bad.failures] == ["target"]
+
+
+def test_inference_deployment_check_rejects_an_endpoint_name_azure_ai_ml_rejects() -> None:
+    from pathlib import Path
+
+    from mldeploy.resources.inference_deployment import InferenceDeploymentProvider
+
+    demo = Path(__file__).resolve().parents[3] / "stacks" / "demo"
+    news = {
+        "service_name": "1-starts-with-a-digit",
+        "target": TARGET,
+        "inference_config": str(demo / "inferenceconfig.json"),
+        "deployment_config": {"computeType": "aci"},
+        "base_image": "mldeployacr.azurecr.io/demo/base@sha256:" + "c" * 64,
+        "models": [{"name": "iris", "version": 1, "download": "azureml://x", "digest": "sha256:" + "d" * 64}],
+        "stack": "dev",
+        "resource_urn": "urn:pulumi:dev::p::mldeploy:InferenceDeployment::svc",
+    }
+    res = InferenceDeploymentProvider().check({}, news)
+    assert [f.property for f in res.failures] == ["service_name"], [(f.property, f.reason) for f in res.failures]
