@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from mldeploy.backends import kubernetes as k8s
 from mldeploy.backends.docker_engine import DockerEngine
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
@@ -33,7 +32,7 @@ from mldeploy.derived_image import write_context
 from mldeploy.errors import NotFound
 from mldeploy.settings import Settings
 
-from .conftest import DEMO, Creds, Load, copy_demo
+from .conftest import Creds, Load, copy_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_PORT = 30050
@@ -168,7 +167,7 @@ def test_kubernetes_runtime_lifecycle(kubectl, images: dict[str, str], pull_cred
     # preview-time checks: a port outside the node-port range, more CPU than any node has
     with pytest.raises(Exception, match="node port"):
         rt.validate(deployment_config(port=8890), "deploymentconfig.json", say)
-    with pytest.raises(Exception, match="containerResourceRequirements.cpu"):
+    with pytest.raises(Exception, match=r"containerResourceRequirements\.cpu"):
         rt.preflight(spec(images["v1"], pull_creds, push_creds, deployment_config(containerResourceRequirements={"cpu": 64})), say)
     assert kubectl("get", "namespace", ns, check=False) == ""  # preflight created nothing
 
@@ -216,9 +215,8 @@ def test_kubernetes_runtime_lifecycle(kubectl, images: dict[str, str], pull_cred
 
     # init() raises: rolled back, the deploy fails with the traceback, v2 answers throughout
     t = time.monotonic()
-    with Load(uri, SAMPLE, timeout=10, pause=0.02, limit=400) as load:
-        with pytest.raises(k8s.RolledBack) as failed:
-            rt.deploy(spec(images["v3"], pull_creds, push_creds, deployment_config()), say)
+    with Load(uri, SAMPLE, timeout=10, pause=0.02, limit=400) as load, pytest.raises(k8s.RolledBack) as failed:
+        rt.deploy(spec(images["v3"], pull_creds, push_creds, deployment_config()), say)
     timings["rollback"] = time.monotonic() - t
     print(f"failed rollout under load: {load.ok} ok, {load.failed} failed in {timings['rollback']:.0f}s")
     assert "RuntimeError: model store offline" in str(failed.value), str(failed.value)[-2000:]

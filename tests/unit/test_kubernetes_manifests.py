@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-
 from mldeploy.backends import kubernetes as k
 from mldeploy.errors import ValidationError
 
@@ -200,12 +199,10 @@ def test_kubeconfig_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
 
 def test_api_exceptions_are_translated_once() -> None:
     from kubernetes.client.exceptions import ApiException
-
     from mldeploy.errors import AuthError, BackendError, NotFound
 
     for status, cls in ((404, NotFound), (401, AuthError), (403, AuthError), (500, BackendError)):
-        with pytest.raises(cls) as err:
-            with k._api("reading Deployment default/x"):
-                raise ApiException(status=status, reason="r")
+        with pytest.raises(cls) as err, k._api("reading Deployment default/x"):
+            raise ApiException(status=status, reason="r")
         assert "reading Deployment default/x" in str(err.value)
         assert isinstance(err.value.__cause__, ApiException)

@@ -54,9 +54,11 @@ from urllib.parse import urlparse
 
 from ..errors import AuthError, BackendError, NotFound, ValidationError
 from .docker_swarm import DEFAULT_PROBE, keys_file, nginx_conf
+from .ownership import describe, same_owner
 from .protocols import DeploySpec, LiveState
 
 TARGET = "kubernetes"
+COMPUTE_TYPES = ("aks", "local")
 FIELD_MANAGER = "mldeploy"
 MODEL_PORT = 5001
 FRONT_PORT = 8080
@@ -118,11 +120,11 @@ class Settings:
 
 
 def _cpu(v: float) -> str:
-    return f"{int(round(float(v) * 1000))}m"
+    return f"{round(float(v) * 1000)}m"
 
 
 def _mem(gb: float) -> str:
-    return f"{int(round(float(gb) * 1024))}Mi"
+    return f"{round(float(gb) * 1024)}Mi"
 
 
 def autoscale_of(dc: dict[str, Any]) -> Autoscale | None:
@@ -131,7 +133,7 @@ def autoscale_of(dc: dict[str, Any]) -> Autoscale | None:
     enabled = auto.get("autoscaleEnabled")
     if enabled is False or not auto or (enabled is None and dc.get("numReplicas")):
         return None
-    vals = {k: auto.get(k) if auto.get(k) is not None else d for k, d in AKS_AUTOSCALE_DEFAULTS.items()}
+    vals: dict[str, Any] = {k: auto.get(k) if auto.get(k) is not None else d for k, d in AKS_AUTOSCALE_DEFAULTS.items()}
     return Autoscale(int(vals["minReplicas"]), int(vals["maxReplicas"]), int(vals["targetUtilization"]))
 
 
@@ -229,6 +231,13 @@ def label_value(text: str) -> str:
 def object_labels(labels: dict[str, str]) -> dict[str, str]:
     """The Kubernetes labels of every object: service and stack (label-safe)."""
     return {LABEL_SERVICE: label_value(labels[LABEL_SERVICE]), LABEL_STACK: label_value(labels.get(LABEL_STACK, ""))}
+
+
+def ownership_labels(obj: dict[str, Any]) -> dict[str, str]:
+    """An object's owner labels as ``backends/ownership.py`` reads them (stack and URN are annotations here)."""
+    meta = obj.get("metadata") or {}
+    ann, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    return {k: v for k, v in {LABEL_SERVICE: labels.get(LABEL_SERVICE), LABEL_STACK: ann.get(ANN_PREFIX + "stack"), ANN_URN: ann.get(ANN_URN)}.items() if v}
 
 
 def metadata(name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -685,7 +694,7 @@ def failure_report(cl: Cluster, namespace: str, pod: dict[str, Any], why: str) -
 
 
 def _template_of(dep: dict[str, Any]) -> dict[str, Any]:
-    t = json.loads(json.dumps(dep["spec"]["template"]))
+    t: dict[str, Any] = json.loads(json.dumps(dep["spec"]["template"]))
     t.get("metadata", {}).pop("creationTimestamp", None)
     return t
 
@@ -706,12 +715,19 @@ class KubernetesRuntime:
     builds_image = True
 
     def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
+        compute = deployment.get("computeType", "local")
+        if compute not in COMPUTE_TYPES:
+            raise ValidationError(
+                "deployment_config.computeType",
+                f"computeType {compute!r} (in {source}) is not run by the kubernetes target; use {' or '.join(map(repr, COMPUTE_TYPES))}",
+            )
         errors, warnings = unsupported(deployment)
-        if errors:
-            f, detail = errors[0]
-            raise ValidationError(f"deployment_config.{f}", f"the kubernetes target cannot honour this (in {source}): {detail}")
         for w in warnings:
-            warn(w)
+            warn(f"warning: {w}")
+        if errors:
+            field = errors[0][0] if len(errors) == 1 else "(several fields)"
+            detail = "; ".join(f"{f}: {m}" for f, m in errors)
+            raise ValidationError(f"deployment_config.{field}", f"the kubernetes target cannot honour this (in {source}): {detail}")
 
     def preflight(self, spec: DeploySpec, progress: Callable[[str], None]) -> None:
         n = names(spec.service)
@@ -730,10 +746,13 @@ class KubernetesRuntime:
             except BackendError as exc:
                 raise ValidationError("kubeconfig", f"{exc} (kubeconfig {cl.kubeconfig}; the embedded cluster is started by `make setup`)") from exc
             try:
-                dep = cl.get("Deployment", s.namespace, n["deployment"])
-                urn = (dep["metadata"].get("annotations") or {}).get(ANN_URN)
-                if urn and urn != spec.labels.get(ANN_URN):
-                    raise ValidationError("service_name", f"Deployment {s.namespace}/{n['deployment']} belongs to {urn}; choose another service_name or namespace")
+                theirs = ownership_labels(cl.get("Deployment", s.namespace, n["deployment"]))
+                if not same_owner(theirs, spec.labels):
+                    raise ValidationError(
+                        "service_name",
+                        f"service {spec.service!r} is already deployed by {describe(theirs)} (Deployment {s.namespace}/{n['deployment']}); "
+                        "choose another service_name or namespace, or destroy it in that stack first",
+                    )
             except NotFound:
                 pass
             if s.node_port:
@@ -757,72 +776,93 @@ class KubernetesRuntime:
         s = settings_from_deployment(spec.deployment)
         if s.auth_enabled and not spec.keys:
             raise BackendError("authEnabled is true but no keys were generated")
-        n = names(spec.service)
         ns, labels = s.namespace, spec.labels
         front = _front_image(spec, progress)
         cl = Cluster(spec.props, progress)
         try:
-            cl.ensure_namespace(ns, labels)
-            cl.apply(pull_secret_manifest(n["pull"], ns, spec.registry, spec.pull_auth, labels))
-            conf = front_conf(s)
-            config_name = f"{n['front']}-{short_hash(conf)}"
-            cl.apply(config_map_manifest(config_name, ns, conf, labels))
-            keys_name = None
-            if s.auth_enabled and spec.keys:
-                body = keys_file(*spec.keys)
-                keys_name = f"{n['keys']}-{short_hash(body)}"
-                cl.apply(keys_secret_manifest(keys_name, ns, body, labels))
-            template = pod_template(spec.service, spec.image_ref, front, spec.entry_script, s, labels, config_name, keys_name, n["pull"])
             try:
-                previous: dict[str, Any] | None = _template_of(cl.get("Deployment", ns, n["deployment"]))
+                cl.get("Deployment", ns, names(spec.service)["deployment"])
+                existed = True
             except NotFound:
-                previous = None
-            deadline = int(max(60, spec.health_timeout))
-            dep = cl.apply(deployment_manifest(n["deployment"], ns, template, s, labels, deadline))
-            rollout = previous is not None and previous.get("metadata", {}).get("labels", {}).get(LABEL_TEMPLATE) != template["metadata"]["labels"][LABEL_TEMPLATE]
-            progress(
-                f"{n['deployment']}: {'rolling update (maxSurge 1, maxUnavailable 0)' if rollout else 'converging'} to "
-                f"{'autoscaled' if s.autoscale else s.replicas} replica(s) of {spec.image_ref.rsplit('/', 1)[-1][:40]}"
-            )
-            if s.autoscale:
-                cl.apply(hpa_manifest(n["hpa"], ns, n["deployment"], s.autoscale, labels))
-            else:
-                cl.delete("HorizontalPodAutoscaler", ns, n["hpa"])
-            svc = cl.apply(service_manifest(n["service"], ns, s, labels))
-            tlabel = template["metadata"]["labels"][LABEL_TEMPLATE]
-            service_label = object_labels(labels)[LABEL_SERVICE]
-            try:
-                wait_rollout(cl, ns, n["deployment"], tlabel, service_label, None if s.autoscale else s.replicas, spec.health_timeout, progress)
-            except BackendError as exc:
-                if previous is None:
-                    raise
-                progress(f"{n['deployment']}: the new pods do not become ready; rolling back to the previous pod template")
-                cl.apply({**deployment_manifest(n["deployment"], ns, previous, s, labels, deadline)})
-                old = previous["metadata"]["labels"][LABEL_TEMPLATE]
+                existed = False
+            return self._deploy(cl, spec, s, front, progress)
+        except Exception:
+            if not existed:  # a failed create leaves nothing half-made behind
                 try:
-                    wait_rollout(cl, ns, n["deployment"], old, service_label, None if s.autoscale else s.replicas, max(60.0, spec.health_timeout), progress)
-                finally:
-                    self._prune(cl, ns, spec.service, previous)
-                raise RolledBack(f"rolled back {ns}/{n['deployment']}: the previous version keeps serving.\nfailing {exc}") from exc
-            self._prune(cl, ns, spec.service, template)
-            node_port = int(svc["spec"]["ports"][0]["nodePort"])
-            host = cl.scoring_host()
-            if host == "127.0.0.1":
-                _wait_http(f"http://{host}:{node_port}/", timeout=min(spec.health_timeout, 60))
-            progress(f"serving on {host}:{node_port} (NodePort){', keys required' if s.auth_enabled else ''}")
-            return {
-                "state": "running",
-                "scoring_uri": f"http://{host}:{node_port}/score",
-                "swagger_uri": f"http://{host}:{node_port}/swagger.json",
-                "replicas": s.replicas,
-                "image": spec.image_ref,
-                "namespace": ns,
-                "node_port": node_port,
-                "kube_deployment": n["deployment"],
-                "front_image": front,
-            }
+                    self.remove(spec.service, {**spec.props, "namespace": ns}, labels, progress)
+                except Exception as exc:
+                    progress(f"could not clean up the failed deployment: {exc}")
+            raise
         finally:
             cl.close()
+
+    def _deploy(self, cl: Cluster, spec: DeploySpec, s: Settings, front: str, progress: Callable[[str], None]) -> dict[str, Any]:
+        assert spec.image_ref
+        n = names(spec.service)
+        ns, labels = s.namespace, spec.labels
+        cl.ensure_namespace(ns, labels)
+        cl.apply(pull_secret_manifest(n["pull"], ns, spec.registry, spec.pull_auth, labels))
+        conf = front_conf(s)
+        config_name = f"{n['front']}-{short_hash(conf)}"
+        cl.apply(config_map_manifest(config_name, ns, conf, labels))
+        keys_name = None
+        if s.auth_enabled and spec.keys:
+            body = keys_file(*spec.keys)
+            keys_name = f"{n['keys']}-{short_hash(body)}"
+            cl.apply(keys_secret_manifest(keys_name, ns, body, labels))
+        template = pod_template(spec.service, spec.image_ref, front, spec.entry_script, s, labels, config_name, keys_name, n["pull"])
+        try:
+            current = cl.get("Deployment", ns, n["deployment"])
+            if not same_owner(ownership_labels(current), labels):
+                raise BackendError(f"Deployment {ns}/{n['deployment']} belongs to {describe(ownership_labels(current))}; not touching it")
+            previous: dict[str, Any] | None = _template_of(current)
+        except NotFound:
+            previous = None
+        deadline = int(max(60, spec.health_timeout))
+        cl.apply(deployment_manifest(n["deployment"], ns, template, s, labels, deadline))
+        rollout = previous is not None and previous.get("metadata", {}).get("labels", {}).get(LABEL_TEMPLATE) != template["metadata"]["labels"][LABEL_TEMPLATE]
+        progress(
+            f"{n['deployment']}: {'rolling update (maxSurge 1, maxUnavailable 0)' if rollout else 'converging'} to "
+            f"{'autoscaled' if s.autoscale else s.replicas} replica(s) of {spec.image_ref.rsplit('/', 1)[-1][:40]}"
+        )
+        if s.autoscale:
+            cl.apply(hpa_manifest(n["hpa"], ns, n["deployment"], s.autoscale, labels))
+        else:
+            cl.delete("HorizontalPodAutoscaler", ns, n["hpa"])
+        svc = cl.apply(service_manifest(n["service"], ns, s, labels))
+        tlabel = template["metadata"]["labels"][LABEL_TEMPLATE]
+        service_label = object_labels(labels)[LABEL_SERVICE]
+        try:
+            wait_rollout(cl, ns, n["deployment"], tlabel, service_label, None if s.autoscale else s.replicas, spec.health_timeout, progress)
+        except BackendError as exc:
+            if previous is None:
+                raise
+            progress(f"{n['deployment']}: the new pods do not become ready; rolling back to the previous pod template")
+            cl.apply({**deployment_manifest(n["deployment"], ns, previous, s, labels, deadline)})
+            old = previous["metadata"]["labels"][LABEL_TEMPLATE]
+            try:
+                wait_rollout(cl, ns, n["deployment"], old, service_label, None if s.autoscale else s.replicas, max(60.0, spec.health_timeout), progress)
+            finally:
+                self._prune(cl, ns, spec.service, previous)
+            raise RolledBack(f"rolled back {ns}/{n['deployment']}: the previous version keeps serving.\nfailing {exc}") from exc
+        self._prune(cl, ns, spec.service, template)
+        node_port = int(svc["spec"]["ports"][0]["nodePort"])
+        host = cl.scoring_host()
+        if host == "127.0.0.1":
+            _wait_http(f"http://{host}:{node_port}/", timeout=min(spec.health_timeout, 60))
+        progress(f"serving on {host}:{node_port} (NodePort){', keys required' if s.auth_enabled else ''}")
+        return {
+            "state": "running",
+            "scoring_uri": f"http://{host}:{node_port}/score",
+            "swagger_uri": f"http://{host}:{node_port}/swagger.json",
+            "replicas": None if s.autoscale else s.replicas,  # an autoscaled count is the HorizontalPodAutoscaler's
+            "running_image": spec.image_ref,
+            "container_id": None,
+            "container_name": n["deployment"],
+            "namespace": ns,
+            "node_port": node_port,
+            "front_image": front,
+        }
 
     @staticmethod
     def _prune(cl: Cluster, ns: str, service: str, template: dict[str, Any]) -> None:
@@ -848,13 +888,14 @@ class KubernetesRuntime:
         finally:
             cl.close()
         spec, st = dep["spec"], dep.get("status") or {}
-        model = next((c for c in spec["template"]["spec"]["containers"] if c["name"] == "model"), {})
+        model: dict[str, Any] = next((c for c in spec["template"]["spec"]["containers"] if c["name"] == "model"), {})
         replicas = int(spec.get("replicas") or 0)
         ready = int(st.get("readyReplicas") or 0)
         state = "stopped" if replicas == 0 else "running" if ready >= replicas and node_port else "degraded"
+        autoscaled = autoscale_of(outputs.get("deployment") or {}) is not None
         return LiveState(
             state=state,
-            replicas=replicas,
+            replicas=None if autoscaled else replicas,
             image=model.get("image"),
             facts={"ready_replicas": ready, "namespace": ns, "node_port": node_port, "service_present": node_port is not None},
         )
@@ -875,9 +916,8 @@ class KubernetesRuntime:
             except NotFound:  # the namespace is gone: so is everything in it
                 return
             for kind, obj in objs:
-                owner = (obj["metadata"].get("annotations") or {}).get(ANN_URN)
-                if urn and owner and owner != urn:
-                    progress(f"left {kind} {ns}/{obj['metadata']['name']} alone: it belongs to {owner}")
+                if not same_owner(ownership_labels(obj), labels):
+                    progress(f"left {kind} {ns}/{obj['metadata']['name']} alone: it belongs to {describe(ownership_labels(obj))}")
                     continue
                 cl.delete(kind, ns, obj["metadata"]["name"])
             sel = f"{LABEL_SERVICE}={label_value(service)}"
