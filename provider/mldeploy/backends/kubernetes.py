@@ -818,7 +818,9 @@ class KubernetesRuntime:
             previous: dict[str, Any] | None = _template_of(current)
         except NotFound:
             previous = None
-        deadline = int(max(60, spec.health_timeout))
+        # health_timeout is per replica: a rollout replaces them one at a time
+        timeout = spec.health_timeout * max(1, s.autoscale.min_replicas if s.autoscale else s.replicas)
+        deadline = int(max(60, timeout))
         cl.apply(deployment_manifest(n["deployment"], ns, template, s, labels, deadline))
         rollout = previous is not None and previous.get("metadata", {}).get("labels", {}).get(LABEL_TEMPLATE) != template["metadata"]["labels"][LABEL_TEMPLATE]
         progress(
@@ -833,7 +835,7 @@ class KubernetesRuntime:
         tlabel = template["metadata"]["labels"][LABEL_TEMPLATE]
         service_label = object_labels(labels)[LABEL_SERVICE]
         try:
-            wait_rollout(cl, ns, n["deployment"], tlabel, service_label, None if s.autoscale else s.replicas, spec.health_timeout, progress)
+            wait_rollout(cl, ns, n["deployment"], tlabel, service_label, None if s.autoscale else s.replicas, timeout, progress)
         except BackendError as exc:
             if previous is None:
                 raise
@@ -841,7 +843,7 @@ class KubernetesRuntime:
             cl.apply({**deployment_manifest(n["deployment"], ns, previous, s, labels, deadline)})
             old = previous["metadata"]["labels"][LABEL_TEMPLATE]
             try:
-                wait_rollout(cl, ns, n["deployment"], old, service_label, None if s.autoscale else s.replicas, max(60.0, spec.health_timeout), progress)
+                wait_rollout(cl, ns, n["deployment"], old, service_label, None if s.autoscale else s.replicas, max(60.0, timeout), progress)
             finally:
                 self._prune(cl, ns, spec.service, previous)
             raise RolledBack(f"rolled back {ns}/{n['deployment']}: the previous version keeps serving.\nfailing {exc}") from exc
