@@ -3,8 +3,9 @@
 ``DockerEngine`` implements ``ImageBuilder``:
 
 - ``build``: ``APIClient.build`` on a context directory with ``decode=True``
-  and ``network_mode="host"`` (so ``RUN pip install --find-links
-  $WHEELHOUSE_URL`` reaches the wheelhouse on 127.0.0.1). Every event goes
+  on the build network ``make setup`` made (``RUN pip install --find-links
+  $WHEELHOUSE_URL`` reaches the wheelhouse on its gateway; the host's
+  loopback services are out of reach; ``host`` before that setup). Every event goes
   to a log file; each ``Step N/M : ...`` line becomes one progress line. A
   failure raises ``BuildError`` with the failing step and the last lines.
 - ``push``: the SDK's push does not raise when the registry refuses: it
@@ -37,6 +38,7 @@ import docker.errors
 import requests
 
 from ..errors import AuthError, BackendError, BuildError, NotFound
+from ..settings import Settings
 from .protocols import BuiltImage, ProbedFacts
 
 TAIL_LINES = 25
@@ -164,7 +166,7 @@ class DockerEngine:
                         rm=True,
                         forcerm=True,
                         nocache=nocache,
-                        network_mode="host",
+                        network_mode=Settings.from_env().build_network,  # README "Security model"
                         platform=platform,
                     )
                     for ev in events:
@@ -216,9 +218,11 @@ class DockerEngine:
                 raise BackendError(f"tagging {image} as {ref}: the engine refused")
 
     def push(self, ref: str, auth: dict[str, str] | None) -> str:
+        from .registry_gc import writing
+
         name, tag = split_ref(ref)
         digest: str | None = None
-        with translate(f"pushing {ref}"):
+        with writing(name.split("/", 1)[0]), translate(f"pushing {ref}"):  # no registry GC mid-push
             for ev in self.api.push(name, tag=tag, auth_config=auth or None, stream=True, decode=True):
                 if "error" in ev:
                     text = str(ev.get("error"))

@@ -67,8 +67,9 @@ from ..backends import select
 from ..backends.docker_engine import DockerEngine
 from ..backends.oci_registry import OciRegistry
 from ..backends.protocols import ImageBuilder, ImageRegistry
-from ..context import context_digest, dockerfile_path, effective_build_args, from_refs
+from ..context import context_digest, context_files, dockerfile_path, effective_build_args, from_refs
 from ..errors import AuthError, BackendError, NotFound, ValidationError
+from ..paths import Policy, contain, program_policy, tree_size
 from ..refs import (
     DOCKER_HUB,
     ImageRef,
@@ -134,8 +135,15 @@ def resolve_parent(ref: str) -> str:
         return f"unresolved:{ref}"
 
 
-def compute_context_digest(context: str, dockerfile: str | None, build_args: Mapping[str, str] | None) -> str:
-    """``context_digest`` as the program computes it (build args with ``WHEELHOUSE_URL`` injected)."""
+def compute_context_digest(
+    context: str, dockerfile: str | None, build_args: Mapping[str, str] | None, policy: Policy | None = None
+) -> str:
+    """``context_digest`` as the program computes it (build args with ``WHEELHOUSE_URL`` injected).
+
+    The context and the Dockerfile must lie inside the project or an allowed root, and the
+    context must pass the size guard (``mldeploy.paths``), before anything in them is read.
+    """
+    contained_context(context, dockerfile, policy or Policy.current())
     df = dockerfile_path(context, dockerfile)
     if not df.is_file():
         raise ValidationError("dockerfile", f"{str(df)!r} does not exist")
@@ -143,6 +151,26 @@ def compute_context_digest(context: str, dockerfile: str | None, build_args: Map
     args = effective_build_args(text, build_args, Settings.from_env().wheelhouse_url)
     parents = [(ref, resolve_parent(ref)) for ref in from_refs(text, args)]
     return context_digest(context, dockerfile, args, parents)
+
+
+def contained_context(context: str, dockerfile: str | None, policy: Policy) -> None:
+    """Containment and the size guard for a build: the context directory, the Dockerfile, and what Docker would send.
+
+    Links inside the context are sent as links (Docker never follows them), so only the context
+    itself and the Dockerfile are resolved.
+    """
+    ctx = contain(context, "context", policy, what="the build context")
+    contain(dockerfile_path(context, dockerfile), "dockerfile", policy, what="the Dockerfile")
+    if ctx.is_dir():
+        tree_size(context_files(ctx, dockerfile or "Dockerfile"), ctx, "context", policy)
+
+
+def _program_context_digest(context: str, dockerfile: str | None, build_args: Mapping[str, str] | None, policy: dict[str, Any]) -> str | None:
+    """The digest in the program; ``None`` when an input is wrong, so that check() reports it by name."""
+    try:
+        return compute_context_digest(context, dockerfile, build_args, Policy.current(policy))
+    except ValidationError:
+        return None
 
 
 # -- validators (check) ----------------------------------------------------------
@@ -154,6 +182,7 @@ def _check_context(news: dict[str, Any]) -> None:
         raise ValidationError("context", f"{ctx!r} is not a directory (the build context, e.g. 'base/')")
     if is_unknown(df):
         return
+    contained_context(ctx, df, Policy.current(news.get("path_policy")))
     if not dockerfile_path(ctx, df).is_file():
         raise ValidationError("dockerfile", f"{str(dockerfile_path(ctx, df))!r} does not exist (relative paths are relative to the context)")
 
@@ -212,7 +241,7 @@ def _check_registry(news: dict[str, Any]) -> None:
 
 def _check_context_digest(news: dict[str, Any]) -> None:
     d = news.get("context_digest")
-    if is_unknown(d):
+    if is_unknown(d) or d is None:  # None: the program could not compute it; check() does, once the inputs pass
         return
     if not isinstance(d, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", d):
         raise ValidationError("context_digest", "is computed by the BaseImage constructor; do not set it by hand")
@@ -374,6 +403,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         if not is_unknown(news.get("registry")):
             reg_input = news.get("registry")
             news["registry_address"] = Settings.from_env().registry if reg_input in ("local", "workspace") else reg_input
+        if news.get("context_digest") is None and not any(is_unknown(news.get(k)) for k in ("context", "dockerfile", "build_args")):
+            news["context_digest"] = compute_context_digest(
+                news["context"], news["dockerfile"], news.get("build_args"), Policy.current(news.get("path_policy"))
+            )
         if not any(is_unknown(news.get(k)) for k in ("context", "dockerfile", "build_args")):
             text = dockerfile_path(news["context"], news["dockerfile"]).read_text()
             news["build_args"] = effective_build_args(text, news.get("build_args"), Settings.from_env().wheelhouse_url)
@@ -536,8 +569,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         reg = _registry(news)
         try:
             with self._credentials(reg) as auth:
-                self._registry_client(reg, auth).delete_manifest(olds["repository"], olds["digest"])
+                registry = self._registry_client(reg, auth)
+                registry.delete_manifest(olds["repository"], olds["digest"])
             progress(label, f"deleted the superseded {olds.get('image_ref')}")
+            _collect_garbage(label, registry)
         except NotFound:
             pass
         except BackendError as exc:
@@ -582,8 +617,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         if repo and digest:
             with self._credentials(reg) as auth:
                 try:
-                    self._registry_client(reg, auth).delete_manifest(repo, digest)
+                    registry = self._registry_client(reg, auth)
+                    registry.delete_manifest(repo, digest)
                     progress(label, f"deleted {props.get('image_ref')} from the registry")
+                    _collect_garbage(label, registry)
                 except NotFound:
                     progress(label, f"{props.get('image_ref')} was already gone from the registry")
         engine = self._engine(label)
@@ -594,6 +631,14 @@ class BaseImageProvider(dynamic.ResourceProvider):
                     engine.remove(f"{name}:{tag}")
                 except BackendError as exc:
                     progress(label, f"left local image {name}:{tag}: {exc}")
+
+
+def _collect_garbage(label: str, registry: ImageRegistry) -> None:
+    """Free a deleted manifest's layers (the local registry's ``OciRegistry.collect_garbage``)."""
+    collect = getattr(registry, "collect_garbage", None)  # test fakes have none
+    line = collect() if collect else None
+    if line:
+        progress(label, line)
 
 
 # -- the program side: the resource ------------------------------------------------
@@ -660,10 +705,11 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
             context = os.path.abspath(context)
         else:
             context = Output.from_input(cast(Any, context)).apply(os.path.abspath)
+        policy = program_policy()
         if _plain(context) and _plain(dockerfile) and _plain(build_args):
-            digest: Input[str] = compute_context_digest(context, dockerfile, build_args)  # type: ignore[arg-type]
+            digest: Input[str] | None = _program_context_digest(context, dockerfile, build_args, policy)  # type: ignore[arg-type]
         else:
-            digest = Output.all(context, dockerfile, build_args).apply(lambda a: compute_context_digest(a[0], a[1], a[2]))
+            digest = Output.all(context, dockerfile, build_args).apply(lambda a: cast(str, _program_context_digest(a[0], a[1], a[2], policy)))
 
         opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["password"]))
         super().__init__(
@@ -685,6 +731,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
                 "retain_on_delete": retain_on_delete,
                 "build_on": build_on,
                 "context_digest": digest,
+                "path_policy": policy,
                 "registry_address": None,
                 "image_ref": None,
                 "digest": None,

@@ -54,6 +54,7 @@ from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import BackendError, MldeployError, NotFound, ValidationError
+from ..paths import program_policy as _program_policy
 from ..settings import Settings
 from ._common import changed, is_unknown, progress, run_checks
 
@@ -115,21 +116,23 @@ def _resolve_target(news: dict[str, Any]) -> None:
 
 
 def _resolve_inference(news: dict[str, Any]) -> None:
-    from ..hashing import tree_digest
+    from ..hashing import source_ignore, tree_digest
+    from ..paths import Policy
 
+    policy = Policy.current(news.get("path_policy"))  # containment and size guard (mldeploy.paths)
     path = news.get("inference_config")
     if is_unknown(path):
         return
     if not isinstance(path, str):
         raise ValidationError("inference_config", "must be the path of an inferenceconfig.json file")
     try:
-        cfg = InferenceConfig.from_file(path)
-        resolved = cfg.resolve(Path(path).parent)
+        cfg = InferenceConfig.from_file(path, policy)
+        resolved = cfg.resolve(Path(path).parent, policy)
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
     news["inference"] = resolved.model_dump()
-    news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
+    news["source_digest"] = tree_digest(Path(resolved.source_dir), "inference_config.sourceDirectory", keep_name=False, ignore=source_ignore)[0]
     if not news.get("base_image") and cfg.base_image:
         news["base_image"] = cfg.base_image
 
@@ -530,6 +533,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 # the kubernetes target's cluster: else KUBECONFIG, else the embedded cluster's kubeconfig
                 "kubeconfig": config.get("kubeconfig"),
                 "kube_context": config.get("kubeContext"),
+                "path_policy": _program_policy(),  # mldeploy.paths: stack config mldeploy:allowedRoots, size guard
                 "replicas": None,
                 "running_image": None,
                 "primary_key": None,
