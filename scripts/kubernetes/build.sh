@@ -31,6 +31,7 @@ pause_image() {
   echo "built the pause image ($tar)"
 }
 if [ -x "$BIN/kube" ] && [ "$(cat "$BIN/.stamp" 2>/dev/null)" = "$want" ]; then
+  [ -L "$BIN/kubectl" ] || ln -sf kube "$BIN/kubectl"  # the binary dispatches on its name
   echo "kube v$KUBE_VERSION is built ($BIN/kube)"; pause_image; exit 0
 fi
 command -v go >/dev/null || { echo "Go (1.25+) is needed to build Kubernetes: apt-get install golang-1.25 or see go.dev/dl" >&2; exit 1; }
@@ -45,6 +46,7 @@ start=$SECONDS
 (cd "$SRC" && CGO_ENABLED=0 go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" -o "$BIN/kube.new" .) >"$log" 2>&1 \
   || { echo "go build of kube failed, see $log" >&2; exit 1; }
 mv "$BIN/kube.new" "$BIN/kube"
+ln -sf kube "$BIN/kubectl"  # the binary dispatches on its name
 echo "$want" >"$BIN/.stamp"
 echo "built $BIN/kube ($(du -h "$BIN/kube" | cut -f1)) in $((SECONDS - start))s"
 pause_image
