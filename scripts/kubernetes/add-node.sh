@@ -28,8 +28,11 @@ if [ $remove = 1 ]; then
   fi
   kctl delete node "$NAME" --ignore-not-found --wait=false >/dev/null 2>&1
   k8s_stop "kube-proxy-node$N" "kubelet-node$N"
+  netns=""
   if [ -S "$C/containerd.sock" ] && k8s_alive "containerd-node$N"; then
     CTR="ctr --address $C/containerd.sock -n k8s.io"
+    # the network namespaces of this node's pod sandboxes, from their specs: removed below once nothing runs in them
+    netns=$(for c in $($CTR containers ls -q 2>/dev/null); do $CTR containers info --spec "$c" 2>/dev/null; done | grep -o '/run/netns/cni-[0-9a-f-]*' | sort -u)
     for c in $($CTR tasks ls -q 2>/dev/null); do $CTR tasks kill -s SIGKILL "$c" >/dev/null 2>&1; done
     sleep 0.5
     for c in $($CTR containers ls -q 2>/dev/null); do $CTR tasks delete -f "$c" >/dev/null 2>&1; $CTR containers delete "$c" >/dev/null 2>&1; done
@@ -40,6 +43,7 @@ if [ $remove = 1 ]; then
     R=$(cat "$D/cgroot")
     for h in /sys/fs/cgroup/*/; do [ -d "$h$R" ] && find "$h$R" -depth -type d -exec rmdir {} \; 2>/dev/null; done
   fi
+  for p in $netns; do ip netns pids "${p##*/}" 2>/dev/null | grep -q . || ip netns del "${p##*/}" 2>/dev/null; done
   ip route del "$SUBNET" 2>/dev/null || true
   ip link del "$VETH" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
