@@ -26,8 +26,12 @@ help:
 setup:
 	@bash scripts/setup.sh
 
+# The azure unit tests run in .venv-azure (the azure extra; scripts/setup.sh), everything else in .venv.
+AZURE_TESTS := tests/unit/azure tests/unit/test_azure_stack.py
+NOT_AZURE := $(addprefix --ignore=,$(AZURE_TESTS))
+
 test: setup
-	@$(ENV) python -m pytest tests $(PYTEST_ARGS)
+	@$(ENV) python -m pytest tests $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
 
 # The embedded Kubernetes cluster (the kubernetes target); `make setup` starts it too.
 cluster-up:
@@ -37,7 +41,7 @@ cluster-down:
 	@$(ENV) bash scripts/kubernetes/down.sh
 
 unit:
-	@$(ENV) python -m pytest tests/unit $(PYTEST_ARGS)
+	@$(ENV) python -m pytest tests/unit $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
 
 # Not part of `make test` or CI: creates real Azure resources (see the README's Azure section).
 azure-smoke: setup

@@ -39,6 +39,10 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_
 fi
 export MLDEPLOY_PASSPHRASE_FROM
 export PULUMI_SKIP_UPDATE_CHECK=1
+# No automatic plugin downloads: mldeploy's programs need no resource plugin (dynamic
+# providers run in the language host), and a plugin that cannot be downloaded costs
+# every pulumi command about 2.5 s of retries. Install one with `pulumi plugin install`.
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}"
 # The Python language host built here ignores Pulumi.yaml's `virtualenv`
 # option, so the project's virtualenv must come first on PATH.
 export PATH="$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:$PATH"

@@ -44,19 +44,32 @@ apt_install() {
     || fail "apt-get install ${missing[*]} failed, see $LOGS/apt.log"
 }
 
-# 1. Python: .venv with mldeploy editable plus test dependencies.
-step_python() {
-  local stamp=.venv/.mldeploy-stamp want
-  want="$(sha pyproject.toml)"
-  if [ -x .venv/bin/python ] && [ "$(cat $stamp 2>/dev/null)" = "$want" ]; then
-    say ".venv is up to date ($(.venv/bin/python --version))"; return
+# 1. Python: .venv with mldeploy editable plus test dependencies; .venv-azure the same
+#    plus the azure extra (for stacks/azure and tests/unit/azure). Kept apart: the language
+#    host makes every program require the plugin of each pulumi-* package it finds.
+make_venv() {  # make_venv DIR EXTRAS
+  local dir=$1 stamp=$1/.mldeploy-stamp want
+  want="$(sha pyproject.toml) $2"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    say "$dir is up to date ($("$dir/bin/python" --version))"; return
   fi
-  command -v python3 >/dev/null || fail "python3 (3.11+) is required"
-  [ -x .venv/bin/python ] || python3 -m venv .venv || fail "could not create .venv"
-  say "installing mldeploy (editable) and test dependencies into .venv"
-  .venv/bin/pip install -q --upgrade pip >"$LOGS/pip.log" 2>&1
-  .venv/bin/pip install -q -e ".[test]" >>"$LOGS/pip.log" 2>&1 || fail "pip install failed, see $LOGS/pip.log"
-  echo "$want" >$stamp
+  # The interpreter to make virtualenvs from: python3 on PATH without the project's own .venv
+  # (lib.sh puts it first; it may be the one being replaced).
+  local py; py="$(PATH="${PATH//$MLDEPLOY_ROOT\/.venv\/bin:/}" command -v python3 || true)"
+  [ -n "$py" ] || fail "python3 (3.11+) is required"
+  py="$(readlink -f "$py")"
+  # Older setups put the azure extra into .venv: start it afresh.
+  if [ "$2" = test ] && compgen -G "$dir/lib/python3*/site-packages/pulumi_azure_native" >/dev/null; then rm -rf "$dir"; fi
+  [ -x "$dir/bin/python" ] || { rm -rf "$dir"; "$py" -m venv "$dir"; } || fail "could not create $dir"
+  say "installing mldeploy (editable) with extras [$2] into $dir"
+  "$dir/bin/pip" install -q --upgrade pip >>"$LOGS/pip.log" 2>&1
+  "$dir/bin/pip" install -q -e ".[$2]" >>"$LOGS/pip.log" 2>&1 || fail "pip install into $dir failed, see $LOGS/pip.log"
+  echo "$want" >"$stamp"
+}
+step_python() {
+  : >"$LOGS/pip.log"
+  make_venv .venv test
+  make_venv .venv-azure test,azure
 }
 
 # 2. Pulumi engine: a v3 CLI at least as new as the SDK on PATH, else build it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,8 +21,10 @@ def _lib_env() -> None:
         else:  # a state directory from before it (see README: the passphrase)
             os.environ["PULUMI_CONFIG_PASSPHRASE"] = "mldeploy-demo"
     os.environ["PULUMI_SKIP_UPDATE_CHECK"] = "1"
+    os.environ.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
     path = os.environ.get("PATH", "")
-    prefix = f"{ROOT / '.venv' / 'bin'}:{ROOT / '.tools' / 'bin'}"
+    # The virtualenv running the tests (.venv, or .venv-azure for the azure unit tests) runs their programs too.
+    prefix = f"{Path(sys.prefix) / 'bin'}:{ROOT / '.tools' / 'bin'}"
     if not path.startswith(prefix):
         os.environ["PATH"] = f"{prefix}:{path}"
 

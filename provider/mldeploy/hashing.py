@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from .errors import ValidationError
@@ -54,13 +55,24 @@ def _cache_path() -> Path:
     return Settings.from_env().cache_dir / "digests.sqlite"
 
 
+_local = threading.local()  # one open connection per thread and cache path (a provider serves calls on 4 threads)
+
+
 def _connect() -> sqlite3.Connection | None:
+    """This thread's connection to the cache (opening one costs ~2 ms, a lookup ~0.05 ms: 50 models, 50 lookups)."""
     try:
         path = _cache_path()
+        held = getattr(_local, "conn", None)
+        if held is not None and held[0] == path:
+            return held[1]  # type: ignore[no-any-return]
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute(_SCHEMA)
+        if held is not None:
+            with contextlib.suppress(sqlite3.Error):
+                held[1].close()
+        _local.conn = (path, conn)
         return conn
     except (OSError, sqlite3.Error):
         return None
@@ -112,12 +124,7 @@ def _cached_file_digest(conn: sqlite3.Connection | None, path: Path) -> tuple[st
 
 def file_digest(path: Path) -> str:
     """The sha256 hex digest of a file's content, cached by (absolute path, size, mtime_ns)."""
-    conn = _connect()
-    try:
-        return _cached_file_digest(conn, Path(path))[0]
-    finally:
-        if conn is not None:
-            conn.close()
+    return _cached_file_digest(_connect(), Path(path))[0]
 
 
 def _entries(path: Path, field: str, keep_name: bool, limits: Policy | None, ignore: Ignore | None) -> list[tuple[str, Path]]:
@@ -167,14 +174,10 @@ def tree_digest(
     h = hashlib.sha256()
     total = 0
     conn = _connect()
-    try:
-        for rel, full in entries:
-            digest, size = _cached_file_digest(conn, full)
-            total += size
-            h.update(f"{rel}\0{digest}\n".encode())
-    finally:
-        if conn is not None:
-            conn.close()
+    for rel, full in entries:
+        digest, size = _cached_file_digest(conn, full)
+        total += size
+        h.update(f"{rel}\0{digest}\n".encode())
     return f"sha256:{h.hexdigest()}", total
 
 

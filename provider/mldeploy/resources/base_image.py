@@ -56,6 +56,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -64,8 +65,7 @@ import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
 from ..backends import select
-from ..backends.docker_engine import DockerEngine
-from ..backends.oci_registry import OciRegistry
+from ..backends.docker_engine import DockerEngine, local_image_id
 from ..backends.protocols import ImageBuilder, ImageRegistry
 from ..context import context_digest, context_files, dockerfile_path, effective_build_args, from_refs
 from ..errors import AuthError, BackendError, NotFound, ValidationError
@@ -116,11 +116,11 @@ def resolve_parent(ref: str) -> str:
     """
     if "@" in ref:
         return ref.split("@", 1)[1]
-    engine = DockerEngine()
-    try:
-        return engine.inspect(ref).id
-    except NotFound:
-        pass
+    local = local_image_id(ref)  # one request on the engine's socket, without loading the Docker SDK
+    if local is not None:
+        return local
+    from ..backends.oci_registry import OciRegistry
+
     try:
         parsed = parse_image_ref(ref, "dockerfile")
         if parsed.address == DOCKER_HUB:
@@ -135,22 +135,64 @@ def resolve_parent(ref: str) -> str:
         return f"unresolved:{ref}"
 
 
+def _tree_signature(context: str, key: object) -> str:
+    """sha256 over ``key`` and every entry under ``context``: name, mode, size, mtime, link target (``lstat``, no reads)."""
+    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+    root = os.path.abspath(context)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+            h.update(f"{os.path.relpath(full, root)}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{link}\n".encode())
+    return h.hexdigest()
+
+
+_CONTEXT_CACHE_ENTRIES = 256
+
+
 def compute_context_digest(
     context: str, dockerfile: str | None, build_args: Mapping[str, str] | None, policy: Policy | None = None
 ) -> str:
     """``context_digest`` as the program computes it (build args with ``WHEELHOUSE_URL`` injected).
 
-    The context and the Dockerfile must lie inside the project or an allowed root, and the
-    context must pass the size guard (``mldeploy.paths``), before anything in them is read.
+    The context and the Dockerfile must lie inside the project or an allowed root (``mldeploy.paths``)
+    before anything in them is read; the context's size guard runs whenever it is read (a cache miss).
+
+    Cached by a signature of the context's entries (names, modes, sizes, mtimes; the
+    accepted limit of ``mldeploy.hashing``), the Dockerfile's text, the build args and
+    what each ``FROM`` resolves to: an unchanged context is neither read nor walked
+    through the Docker SDK's ``.dockerignore`` rules (which would load the SDK).
     """
-    contained_context(context, dockerfile, policy or Policy.current())
+    policy = policy or Policy.current()
+    contain(context, "context", policy, what="the build context")
+    contain(dockerfile_path(context, dockerfile), "dockerfile", policy, what="the Dockerfile")
     df = dockerfile_path(context, dockerfile)
     if not df.is_file():
         raise ValidationError("dockerfile", f"{str(df)!r} does not exist")
     text = df.read_text()
-    args = effective_build_args(text, build_args, Settings.from_env().wheelhouse_url)
+    settings = Settings.from_env()
+    args = effective_build_args(text, build_args, settings.wheelhouse_url)
     parents = [(ref, resolve_parent(ref)) for ref in from_refs(text, args)]
-    return context_digest(context, dockerfile, args, parents)
+    cache = settings.cache_dir / "context-digests.json"
+    try:
+        signature = _tree_signature(context, [str(df), dockerfile, text, args, parents, repr(policy)])
+        known: dict[str, str] = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, ValueError):
+        signature, known = "", {}
+    if signature and signature in known:
+        return known[signature]
+    contained_context(context, dockerfile, policy)
+    digest = context_digest(context, dockerfile, args, parents)
+    if signature:
+        known[signature] = digest
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dict(list(known.items())[-_CONTEXT_CACHE_ENTRIES:])))
+            os.replace(tmp, cache)
+    return digest
 
 
 def contained_context(context: str, dockerfile: str | None, policy: Policy) -> None:
@@ -308,6 +350,8 @@ def credentials(reg: RegistryModel, role: str = "AcrPush") -> Iterator[dict[str,
 
 
 def _oci(reg: RegistryModel, auth: dict[str, str] | None) -> ImageRegistry:
+    from ..backends.oci_registry import OciRegistry  # loads requests: only for operations on a registry
+
     return OciRegistry(reg.address, (auth or {}).get("username"), (auth or {}).get("password"))
 
 

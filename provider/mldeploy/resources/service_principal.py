@@ -40,6 +40,7 @@ from ..backends import select
 from ..backends.htpasswd import ROLES, grant_name, scope_error
 from ..backends.protocols import Identity
 from ..errors import NotFound, ValidationError
+from ..settings import Settings
 from ._common import changed, diff, is_unknown, progress, run_checks
 
 KIND = "ServicePrincipal"
@@ -77,7 +78,10 @@ def _check_registry(news: dict[str, Any]) -> None:
     registry = news.get("registry")
     if is_unknown(registry):
         return
-    select.identity_store(registry)  # raises ValidationError for an unknown registry
+    # The local registry needs no store to be valid (a fresh clone has none before `make setup`);
+    # the azure target's ARM id is parsed without I/O; anything else is a ValidationError.
+    if not select.is_local_registry(registry, Settings.from_env()):
+        select.identity_store(registry)
 
 
 def _check_repositories(news: dict[str, Any]) -> None:
