@@ -7,7 +7,7 @@ STACK ?= local
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke registry-gc
+.PHONY: cluster-up cluster-down setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke registry-gc
 
 help:
 	@echo "make setup        install and start everything (idempotent; seconds when warm)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench        setup, timings vs Pulumi's floor and raw docker (BENCH_ARGS=--quick); bench/results/"
 	@echo "make mlflow-ui    the MLflow UI on 127.0.0.1:5500 over the local model registry"
 	@echo "make registry-gc  free the local registry's unreferenced layers (GC_ARGS=--delete-untagged)"
+	@echo "make cluster-down stop the embedded Kubernetes cluster (make setup or cluster-up starts it again)"
 	@echo "make azure-smoke  the real lifecycle on Azure (needs a login and a subscription; costs money; never run by CI)"
 
 setup:
@@ -31,6 +32,13 @@ NOT_AZURE := $(addprefix --ignore=,$(AZURE_TESTS))
 
 test: setup
 	@$(ENV) python -m pytest tests $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
+
+# The embedded Kubernetes cluster (the kubernetes target); `make setup` starts it too.
+cluster-up:
+	@$(ENV) bash scripts/kubernetes/build.sh && bash scripts/kubernetes/up.sh
+
+cluster-down:
+	@$(ENV) bash scripts/kubernetes/down.sh
 
 unit:
 	@$(ENV) python -m pytest tests/unit $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)

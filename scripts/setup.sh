@@ -5,7 +5,7 @@
 # done, so a warm run takes seconds. Each step prints what it does and how long
 # it took; a failing step names itself and what to do.
 #
-# Steps: python, pulumi, docker, swarm, registry, base-os-image, wheelhouse, pulumi-backend.
+# Steps: python, pulumi, docker, swarm, registry, base-os-image, wheelhouse, pulumi-backend, kubernetes.
 # Run a subset with `scripts/setup.sh docker registry`.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -286,8 +286,22 @@ step_pulumi_backend() {
   fi
 }
 
+# 8. Kubernetes: the embedded cluster of the kubernetes target (scripts/kubernetes/: build.sh,
+#    up.sh; make cluster-down stops it). MLDEPLOY_KUBERNETES=0 skips it for your own cluster.
+step_kubernetes() {
+  if [ "${MLDEPLOY_KUBERNETES:-1}" = 0 ]; then
+    say "skipped (MLDEPLOY_KUBERNETES=0): the kubernetes target uses your kubeconfig (mldeploy:kubeconfig, KUBECONFIG)"; return
+  fi
+  apt_install containerd runc containernetworking-plugins iptables conntrack socat openssl gcc libc6-dev
+  local out
+  out="$(bash scripts/kubernetes/build.sh 2>&1)" || fail "$out"
+  printf '%s\n' "$out" | sed 's/^/  /'
+  out="$(bash scripts/kubernetes/up.sh 2>&1)" || fail "$(printf '%s' "$out" | tail -5); logs: $MLDEPLOY_HOME/kubernetes/log/"
+  printf '%s\n' "$out" | sed 's/^/  /'
+}
+
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker swarm registry base-os-image wheelhouse pulumi-backend)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker swarm registry base-os-image wheelhouse pulumi-backend kubernetes)
 total=$SECONDS
 for s in "${STEPS[@]}"; do run_step "$s"; done
 printf 'setup complete in %ss (state: %s)\n' "$((SECONDS - total))" "$MLDEPLOY_HOME"

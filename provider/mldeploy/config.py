@@ -122,6 +122,8 @@ class ResolvedInference(BaseModel):
 class ContainerResourceRequirements(_Camel):
     cpu: float | None = Field(default=None, gt=0)
     memory_in_gb: float | None = Field(default=None, alias="memoryInGB", gt=0)
+    cpu_limit: float | None = Field(default=None, gt=0)  # aks: AksWebservice.deploy_configuration(cpu_cores_limit=)
+    memory_in_gb_limit: float | None = Field(default=None, alias="memoryInGBLimit", gt=0)  # aks: memory_gb_limit
     gpu: int | None = None
 
 

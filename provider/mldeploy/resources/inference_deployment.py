@@ -501,9 +501,11 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     ) -> None:
         """``target``: ``local``, ``swarm``, ``kubernetes`` or ``azure:<workspace ARM id>``; unset, the stack config
         ``mldeploy:target``, else by the deployment config's computeType (``select.DEFAULT_TARGET_BY_COMPUTE_TYPE``:
-        ``aks`` runs on ``swarm``, anything else ``local``). ``regenerate_key`` (authEnabled):
+        ``aks`` runs on ``kubernetes``, anything else ``local``). The kubernetes target's cluster: the stack config
+        ``mldeploy:kubeconfig`` / ``mldeploy:kubeContext``, else ``KUBECONFIG``, else the embedded cluster's. ``regenerate_key`` (authEnabled):
         ``"primary:<tag>"`` or ``"secondary:<tag>"``; each change of the value regenerates that key."""
-        target = target or pulumi.Config("mldeploy").get("target")
+        config = pulumi.Config("mldeploy")
+        target = target or config.get("target")
         urn = _static_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", opts.parent if opts else None)
         push_user, push_password = _identity(push_identity, "push_identity")
         pull_user, pull_password = _identity(pull_identity, "pull_identity")
@@ -528,6 +530,9 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "stack": pulumi.get_stack(),
                 "resource_urn": urn,
                 "regenerate_key": regenerate_key,
+                # the kubernetes target's cluster: else KUBECONFIG, else the embedded cluster's kubeconfig
+                "kubeconfig": config.get("kubeconfig"),
+                "kube_context": config.get("kubeContext"),
                 "path_policy": _program_policy(),  # mldeploy.paths: stack config mldeploy:allowedRoots, size guard
                 "replicas": None,
                 "running_image": None,
