@@ -79,6 +79,15 @@ def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo
             except ValueError:
                 body = r.text
             assert (r.status_code, body) == (recorded["status"], recorded["body"]), f"{sample.name}: {request}"
+        if sample.swagger_inputs:
+            # the server's OpenAPI document, generated from score.py's Inference Schema decorators
+            r = requests.get(out["scoring_uri"].rsplit("/", 1)[0] + "/swagger.json", timeout=30)
+            assert r.status_code == 200, r.text[:500]
+            doc = r.json()
+            assert doc.get("swagger") or doc.get("openapi"), doc
+            text = json.dumps(doc)
+            for name in sample.swagger_inputs:
+                assert f'"{name}"' in text, f"{sample.name}: /swagger.json does not name the input {name!r}"
 
         t1 = time.monotonic()
         p.pulumi("preview", "--expect-no-changes", "--diff")
@@ -149,4 +158,6 @@ def test_every_sample_is_vendored_with_provenance_and_answers() -> None:
         if not sample.refused_at_preview and not sample.fails_upstream:
             for request in sample.requests:
                 assert sample.answer(request)["status"] == 200, f"{sample.name}: {request}"
+            for request, expected in sample.upstream_answers.items():
+                assert sample.answer(request)["body"] == expected, f"{sample.name}: {request} differs from upstream's own expected answer"
             json.loads((sample.dir / "answers" / "recording.json").read_text())

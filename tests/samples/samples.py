@@ -28,6 +28,10 @@ class Sample:
     refused_at_preview: str | None = None  # why this machine cannot serve it (the test asserts the refusal)
     fails_upstream: str | None = None  # the sample as published does not start (on the host either): the error it fails with
     notes: tuple[str, ...] = field(default=())
+    #: request -> the answer body upstream itself expects (from the sample's own test script), if it states one
+    upstream_answers: dict[str, object] = field(default_factory=dict)
+    #: the sample serves an Inference Schema-generated OpenAPI document at /swagger.json naming these inputs
+    swagger_inputs: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -70,6 +74,20 @@ SAMPLES = [
         fails_upstream="ImportError: cannot import name 'infer_and_parse_json_input'",
     ),
     Sample("sdk-mlflow-diabetes", {"sklearn-diabetes-mlflow-sdk": "sklearn-diabetes/model"}, ("sample-request-sklearn.json",)),
+    # a single registered FILE model: score.py reads $AZUREML_MODEL_DIR/sklearn_regression_model.pkl
+    Sample(
+        "cli-vnet-file-model",
+        {"sample-vnet-file-model": "model/sklearn_regression_model.pkl"},
+        ("sample-request.json",),
+        # cli/deploy-moe-vnet-legacy.sh: "the scoring output for sample request should be [11055.977245525679, 4503.079536107787]"
+        upstream_answers={"sample-request.json": [11055.977245525679, 4503.079536107787]},
+    ),
+    Sample(
+        "cli-openapi-decorated",
+        {"sample-openapi-decorated": "model"},
+        ("sample-request.json",),
+        swagger_inputs=("data",),  # score.py's @input_schema(param_name="data", ...)
+    ),
 ]
 
 BY_NAME = {s.name: s for s in SAMPLES}

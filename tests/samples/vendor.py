@@ -75,6 +75,16 @@ VENDORED: dict[str, dict[str, str]] = {
         },
         "sample-request-sklearn.json": f"{SDK}/mlflow/sample-request-sklearn.json",
     },
+    "cli-vnet-file-model": {
+        f: f"{CLI}/managed/vnet/sample/{f}"
+        for f in ("model/sklearn_regression_model.pkl", "onlinescoring/score.py", "environment/conda.yaml", "sample-request.json")
+    },
+    "cli-openapi-decorated": {
+        "model/sklearn_regression_model.pkl": f"{CLI}/model-1/model/sklearn_regression_model.pkl",
+        "code-decorated/score.py": f"{CLI}/managed/openapi/code-decorated/score.py",
+        "env.yml": f"{CLI}/managed/openapi/env.yml",
+        "sample-request.json": f"{CLI}/model-1/sample-request.json",
+    },
 }
 
 #: what the sample is upstream, and what this project found running it.
@@ -120,6 +130,22 @@ ABOUT: dict[str, str] = {
         '`Model(path="sklearn-diabetes/model", type=MLFLOW_MODEL)`, code `sklearn-diabetes/src`, conda file '
         "`sklearn-diabetes/environment/conda.yaml`, request `sample-request-sklearn.json`). Its `score.py` uses "
         "`infer_and_parse_data`, which mlflow 3 still has, and it serves."
+    ),
+    "cli-vnet-file-model": (
+        "A single registered FILE model: the `blue` deployment of the network-isolation sample "
+        "`cli/endpoints/online/managed/vnet/sample/blue-deployment-vnet.yml` (model `path: model/sklearn_regression_model.pkl`, "
+        "a file, so `score.py` reads `$AZUREML_MODEL_DIR/sklearn_regression_model.pkl`; code `onlinescoring/`; the conda file "
+        "`environment/conda.yaml`, which the sample's `environment/Dockerfile` applies with `conda env update` on an "
+        "mcr.microsoft.com base). Upstream's own test (`cli/deploy-moe-vnet-legacy.sh`) expects the answer "
+        "`[11055.977245525679, 4503.079536107787]` to `sample-request.json`."
+    ),
+    "cli-openapi-decorated": (
+        "The Inference Schema-decorated deployment of the OpenAPI sample: `cli/endpoints/online/managed/openapi/deployment.yml` "
+        "(model `path: ../../model-1/model`, a folder, vendored here as `model/`; code `code-decorated`, set by "
+        "`cli/deploy-moe-openapi.sh`; conda file `env.yml`), invoked with `cli/endpoints/online/model-1/sample-request.json` "
+        "as the sample's README and script do. Its `run()` takes a `NumpyParameterType` and answers `{\"output\": [...]}`. "
+        "Nothing in `env.yml` is pinned, so the answers are for the versions resolved on the recording day "
+        "(see answers/recording.json)."
     ),
 }
 
