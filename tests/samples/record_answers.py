@@ -42,7 +42,7 @@ from mldeploy.config import InferenceConfig
 from mldeploy.settings import Settings
 from samples import SAMPLES, Sample
 
-PORT = 19270
+PORT = int(os.environ.get("MLDEPLOY_RECORD_PORT", "19270"))  # the host port azmlinfsrv listens on while recording
 PYTHON = "/usr/bin/python3.11"
 
 
