@@ -101,7 +101,7 @@ def inputs(model_dir: Path, **over: Any) -> dict[str, Any]:
 
 def failures(news: dict[str, Any]) -> dict[str, str]:
     res = ModelVersionProvider().check({}, news)
-    return {f.property: f.reason for f in res.failures}
+    return dict(f.reason.split(": ", 1) for f in res.failures)  # each reason starts with the input it names
 
 
 def test_valid_inputs_pass_check_with_defaults_filled(fake: FakeRegistry, model_dir: Path) -> None:

@@ -36,7 +36,7 @@ def _users(path: Path) -> dict[str, str]:
 )
 def test_check_names_the_field(news: dict, field: str, text: str) -> None:  # type: ignore[type-arg]
     res = ServicePrincipalProvider().check({}, news)
-    assert [f.property for f in res.failures] == [field]
+    assert [f.reason.split(": ", 1)[0] for f in res.failures] == [field]
     assert text in res.failures[0].reason
 
 

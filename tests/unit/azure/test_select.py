@@ -51,4 +51,4 @@ def test_inference_deployment_check_on_azure_skips_local_only_checks() -> None:
     res = InferenceDeploymentProvider().check({}, news)
     assert res.failures == [], res.failures
     bad = InferenceDeploymentProvider().check({}, {**news, "target": "azure:/subscriptions/x"})
-    assert [f.property for f in bad.failures] == ["target"]
+    assert [f.reason.split(": ", 1)[0] for f in bad.failures] == ["target"]
