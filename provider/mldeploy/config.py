@@ -23,7 +23,12 @@ class _Camel(BaseModel):
 
 
 class BaseImageRegistry(_Camel):
-    """A private registry outside the workspace: address, username, password (a secret)."""
+    """A private registry outside the workspace: address, username, password (a secret).
+
+    The base image is pulled with exactly these credentials and they go only to
+    ``address`` (``mldeploy.base_ref``). Without username and password the pull
+    is anonymous.
+    """
 
     address: str
     username: str | None = None
@@ -78,13 +83,12 @@ class InferenceConfig(_Camel):
                 extra = base_dir / self.extra_dockerfile_steps
             if not extra.is_file():
                 raise ValidationError("extraDockerfileSteps", f"{self.extra_dockerfile_steps} does not exist")
-        if self.enable_gpu:
-            raise ValidationError("enableGpu", "this machine has no GPU and the local target runs CPU images only; set enableGpu to false")
         return ResolvedInference(
             source_dir=str(src.resolve()),
             entry_script=self.entry_script,
             conda_file=str(conda.resolve()) if conda else None,
             extra_dockerfile_steps=extra.read_text() if extra else None,
+            enable_gpu=self.enable_gpu,
         )
 
 
@@ -95,6 +99,7 @@ class ResolvedInference(BaseModel):
     entry_script: str
     conda_file: str | None
     extra_dockerfile_steps: str | None
+    enable_gpu: bool = False  # honoured by the target, or refused at preview naming what it checked
 
 
 class ContainerResourceRequirements(_Camel):

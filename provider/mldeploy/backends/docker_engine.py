@@ -354,8 +354,9 @@ def gpu_support(info: dict[str, Any]) -> GpuSupport:
     )
     if "nvidia" in runtimes:
         return GpuSupport(True, checked, ({"Driver": "", "Count": -1, "Capabilities": [["gpu"]]},))
-    if gpus:
-        return GpuSupport(True, checked, ({"Driver": "cdi", "DeviceIDs": gpus},))
+    if gpus:  # e.g. nvidia.com/gpu=0, nvidia.com/gpu=GPU-<uuid>, nvidia.com/gpu=all: ask for "all" where there is one
+        every = [d for d in gpus if d.endswith("=all")]
+        return GpuSupport(True, checked, ({"Driver": "cdi", "DeviceIDs": every or gpus},))
     return GpuSupport(False, checked)
 
 
