@@ -495,7 +495,7 @@ _UNREACHABLE = re.compile(
     r"NewConnectionError|Failed to establish a new connection|Connection refused|Max retries exceeded|"
     r"Temporary failure in name resolution|Name or service not known|ConnectTimeout|ProxyError|Could not fetch URL"
 )
-_HOST = re.compile(r"(?:HTTPS?ConnectionPool\(host='(?P<host>[^']+)', port=(?P<port>\d+)\)|Could not fetch URL (?P<url>\S+?):)")
+_HOST = re.compile(r"(?:HTTPS?Connection(?:Pool)?\(host='(?P<host>[^']+)', port=(?P<port>\d+)\)|Could not fetch URL (?P<url>\S+?):)")
 
 
 def _index_unreachable(stderr: str) -> str | None:
