@@ -426,31 +426,39 @@ def resolve(
     """
     say = progress if callable(progress) else (lambda m: None)
     candidates = [with_base(req, base, pinned=True), with_base(req, base, pinned=False)] if base else [req]
+    lock: Lock | None = None
     for full in candidates:
         hit = cached_lock(full, python, cache_dir)
         if hit is not None and all((wheelhouse / w.filename).exists() for w in hit.wheels):
-            return hit
-    for note in req.notes:
-        say(note)
-    for i, full in enumerate(candidates):
-        try:
-            lock = _resolve(full, python, say)
+            lock = hit
             break
-        except ValidationError as exc:
-            if i + 1 == len(candidates) or "conflict" not in exc.message:
-                raise
-            say("the file's pins and the base image's package versions conflict; resolving again with the base packages unpinned")
-    lock.roots = sorted(named(full))
+    if lock is None:
+        for note in req.notes:
+            say(note)
+        for i, full in enumerate(candidates):
+            try:
+                lock = _resolve(full, python, say)
+                break
+            except ValidationError as exc:
+                if i + 1 == len(candidates) or "conflict" not in exc.message:
+                    raise
+                say("the file's pins and the base image's package versions conflict; resolving again with the base packages unpinned")
+        assert lock is not None
+        _download(lock, python, wheelhouse, say)
+        path = cache_dir / "locks" / f"{lock_key(full, python)}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(lock.model_dump_json(indent=2))
+    # What the file and the base named, and the base packages the lock replaces, follow from the inputs.
+    lock = lock.model_copy(update={"roots": sorted(named(full))})
     if base:
         keep = set(lock.versions())
-        lock.remove = sorted({_canon(d.name) for d in base if not d.direct} - keep - TOOLS)
-    _download(lock, python, wheelhouse, say)
-    path = cache_dir / "locks" / f"{lock_key(full, python)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(lock.model_dump_json(indent=2))
+        lock = lock.model_copy(update={"remove": sorted({_canon(d.name) for d in base if not d.direct} - keep - TOOLS)})
     by_digest = lock_path(cache_dir, lock.digest())
-    by_digest.parent.mkdir(parents=True, exist_ok=True)
-    by_digest.write_text(lock.model_dump_json(indent=2))
+    if not by_digest.exists():
+        by_digest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = by_digest.with_suffix(".tmp")
+        tmp.write_text(lock.model_dump_json(indent=2))
+        tmp.replace(by_digest)
     return lock
 
 

@@ -155,7 +155,7 @@ def test_diff_replaces_on_content_name_registry_properties_and_updates_descripti
     assert same.changes is False and same.replaces == []
     assert d(path="/moved/elsewhere").changes is False  # only content counts
     content = d(digest="sha256:" + "1" * 64)
-    assert content.changes and content.replaces == ["digest"] and content.delete_before_replace is False
+    assert content.changes is None and content.replaces == ["digest"] and content.delete_before_replace is False
     assert d(model_name="other").replaces == ["model_name"]
     assert d(properties={"framework": "onnx"}).replaces == ["properties"]
     tags = d(tags={"stage": "prod"})

@@ -52,9 +52,9 @@ def test_diff_replace_vs_update() -> None:
     old = {"registry": "local", "role": "AcrPull", "display_name": "a", "rotate_on": "1", "expires_in_days": None}
     assert p.diff("id", old, dict(old)).changes is False
     d = p.diff("id", old, {**old, "role": "AcrPush"})
-    assert d.changes and d.replaces == ["role"]
+    assert d.changes is None and d.replaces == ["role"]  # None: inputs changed, the engine lists which (_common.changes)
     d = p.diff("id", old, {**old, "rotate_on": "2"})
-    assert d.changes and d.replaces == []
+    assert d.changes is None and d.replaces == []
 
 
 def test_provider_pickles_by_reference() -> None:

@@ -83,16 +83,34 @@ def diff(
     replace_keys: Iterable[str],
     update_keys: Iterable[str],
     delete_before_replace: bool = False,
+    drift: bool = False,
 ) -> DiffResult:
-    """A DiffResult from the keys that force a replacement and the keys updated in place."""
+    """A DiffResult from the keys that force a replacement and the keys updated in place.
+
+    ``drift``: something changed out of band that needs an update although no input changed.
+    """
     replaces = changed(olds, news, replace_keys)
     updates = changed(olds, news, update_keys)
     return DiffResult(
-        changes=bool(replaces or updates),
+        changes=changes(bool(replaces or updates), drift),
         replaces=replaces,
         stables=[],
         delete_before_replace=delete_before_replace if replaces else False,
     )
+
+
+def changes(inputs_changed: bool, drift: bool = False) -> bool | None:
+    """The ``changes`` of a DiffResult, so that ``preview --diff`` shows only what changed.
+
+    Pulumi's Python dynamic providers cannot return the changed keys themselves, and
+    without them the engine prints every input of an updated resource, changed or
+    not. Answering "unknown" (None) when inputs changed makes the engine diff the old
+    and new inputs itself and list only the changed keys (the replacement keys are
+    still ours). Only when nothing but drift calls for an update is the answer True.
+    """
+    if inputs_changed:
+        return None
+    return True if drift else False
 
 
 def progress(label: str, message: str) -> None:

@@ -51,14 +51,21 @@ from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import MldeployError, NotFound, ValidationError
 from ..settings import Settings
 from . import _azure_deploy as _azure
-from ._common import changed, is_unknown, progress, run_checks
+from . import _inference_checks as checks
+from ._common import changed, failure, is_unknown, needs, progress, run_checks
+from ._common import changes as _changes
 
 KIND = "InferenceDeployment"
 TARGETS = ("local", "swarm")
 COMPUTE_TYPES = {"local": ("local",), "swarm": ("aks", "local")}  # which computeTypes each target runs
 DEFAULT_PORT = 8890
 REPLACE_KEYS = ("service_name", "target")
-UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest", "environment_lock")
+UPDATE_KEYS = (
+    "base_image", "base_image_pinned", "models", "inference", "deployment", "source_digest", "environment",
+    "base_image_registry", "base_registry_password", "gpu_device_requests",
+)  # fmt: skip
+#: changed alone, these need no new image and no container swap: the next pull uses them
+CREDENTIAL_KEYS = ("base_image_registry", "base_registry_password")
 
 
 # -- check ------------------------------------------------------------------
@@ -96,64 +103,32 @@ def _resolve_inference(news: dict[str, Any]) -> None:
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
-    news["inference"] = resolved.model_dump()
+    news["inference"] = resolved.model_dump(exclude=None if resolved.enable_gpu else {"enable_gpu"})
     news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
+    news["base_image_field"] = "base_image"
     if not news.get("base_image") and cfg.base_image:
         news["base_image"] = cfg.base_image
+        news["base_image_field"] = "inference_config.baseImage"
 
 
-def _image_python(base_image: str, given: Any) -> str | None:
-    """The base image's Python version: from its BaseImage facts, else probed (cached by image id); None if not here yet."""
-    import json as _json
-
-    from ..backends.docker_engine import DockerEngine
-
-    if isinstance(given, str) and given:
-        return given
-    engine = DockerEngine()
-    try:
-        image_id = engine.inspect(base_image).id
-    except NotFound:
-        return None
-    cache = Settings.from_env().cache_dir / "image-python.json"
-    known = _json.loads(cache.read_text()) if cache.exists() else {}
-    if image_id not in known:
-        known[image_id] = engine.probe(base_image).python_version
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(_json.dumps(known))
-    return known[image_id]  # type: ignore[no-any-return]
+@needs("inference_config")
+def _check_base_image_source(news: dict[str, Any]) -> None:
+    if _azure.is_azure(news):
+        return
+    checks.check_base_image(news)
 
 
+@needs("inference_config", "base_image")
 def _resolve_environment(news: dict[str, Any]) -> None:
-    """Resolve the conda file into a pinned lock for the base image's Python (cached: a no-op preview queries no index)."""
-    from .. import environment as envmod
-
-    inference = news.get("inference")
-    base = news.get("base_image")
+    """The ``python=`` pin and the lock, against the base image (``_inference_checks``); skipped until the base image is known."""
     if _azure.is_azure(news):
         return  # Azure ML builds the environment from the conda file itself
-    if not isinstance(inference, dict) or is_unknown(base) or not base or is_unknown(news.get("base_python_version")):
-        return  # resolved at deploy time, once the base image is known
-    conda_file = inference.get("conda_file")
-    if conda_file:
-        env = envmod.CondaEnvironment.from_file(conda_file)
-    else:
-        env = envmod.CondaEnvironment(path="(no condaFile)")
-    try:
-        req = envmod.to_requirements(env)
-    except ValidationError as exc:
-        raise ValidationError("inference_config.condaFile", exc.message) from exc
-    python = _image_python(base, news.get("base_python_version"))
-    if python is None:
-        return
-    warning = envmod.check_python(req, python, bool(news.get("accept_image_python")), conda_file or "")
-    label = f"{KIND} {news.get('service_name')}"
-    for note in req.notes + ([warning] if warning else []):
-        progress(label, note)
-    settings = Settings.from_env()
-    lock = envmod.resolve(req, python, settings.cache_dir, settings.wheelhouse, lambda m: progress(label, m))
-    news["environment_lock"] = [w.model_dump() for w in lock.wheels]
-    news["environment_python"] = lock.python
+    checks.check_environment(news)
+
+
+@needs("inference_config")
+def _check_gpu(news: dict[str, Any]) -> None:
+    checks.check_gpu(news, "azure" if _azure.is_azure(news) else str(news.get("target") or "local"))
 
 
 def _resolve_deployment(news: dict[str, Any]) -> None:
@@ -194,6 +169,7 @@ def _check_port(news: dict[str, Any], olds: dict[str, Any] | None = None) -> Non
         raise ValidationError("deployment_config.port", f"port {port} is in use by {who}; choose a free port in the deployment config")
 
 
+@needs("inference_config")
 def _check_base_image(news: dict[str, Any]) -> None:
     if not news.get("base_image") and not is_unknown(news.get("base_image")):
         raise ValidationError("base_image", "no base image: pass base_image (e.g. a BaseImage's image_ref) or set baseImage in the inference config")
@@ -325,22 +301,19 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     inference, models = props["inference"], props.get("models") or []
     engine = DockerEngine(progress=lambda m: progress(label, m))
     try:
-        engine.inspect(props["base_image"])
-    except NotFound:
-        progress(label, f"pulling base image {props['base_image']}")
-        engine.pull(props["base_image"], _auth(props, "pull"))
-    if not props.get("environment_lock"):  # preview could not resolve it (the base image did not exist yet)
-        _resolve_environment(props)
-        if not props.get("environment_lock"):
-            raise MldeployError(f"resolving the environment of {service}: found no Python in the base image {props['base_image']}")
-    lock = props["environment_lock"]
-    digest = derived_digest(props["base_image"], inference, models, props["source_digest"], lock)
+        lock_model = checks.deploy_lock(props)  # pulls the base image with its own credentials; fails before anything of ours is built
+    except ValidationError as exc:
+        raise MldeployError(f"{exc.field}: {exc.message}") from exc
+    props = {**props, "environment": lock_model.summary()}
+    lock = lock_model.model_dump()
+    base = props.get("base_image_pinned") or props["base_image"]
+    digest = derived_digest(base, inference, models, props["source_digest"], lock)
     repo = f"{settings.registry}/mldeploy/{service}"
     tag = digest.removeprefix("sha256:")[:16]
 
     log_path = str(settings.logs_dir / f"deploy-{service}.log")
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
-        write_context(Path(ctx), props["base_image"], inference, models, lock)
+        write_context(Path(ctx), base, inference, models, lock)
         progress(label, f"building {repo}:{tag} (log: {log_path})")
         engine.build(ctx, "Dockerfile", f"{repo}:{tag}", {"WHEELHOUSE_URL": settings.wheelhouse_url}, log_path, label="derived image")
     progress(label, f"pushing {repo}:{tag}")
@@ -356,7 +329,7 @@ def _deploy(props: dict[str, Any], label: str) -> dict[str, Any]:
     progress(label, f"starting {name} on 127.0.0.1:{port}")
     entry = f"/var/azureml-app/{inference['entry_script']}"
     try:
-        c = rt.start(image_ref, name, entry, port, labels, float(props.get("health_timeout") or 120))
+        c = rt.start(image_ref, name, entry, port, labels, float(props.get("health_timeout") or 120), device_requests=props.get("gpu_device_requests"))
     except MldeployError:
         if image_ref != props.get("image_ref"):  # never delete what the running deployment uses
             try:
@@ -407,21 +380,23 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         news = {**news}
         _select_target(news)
         result = run_checks(
-            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image, _resolve_environment,
-            _check_swarm,
+            news, _check_target, _check_service_name, _resolve_inference, _resolve_deployment, _check_base_image,
+            _check_base_image_source, _resolve_environment, _check_gpu, _check_swarm,
         )  # fmt: skip
         try:
             _check_port(news, olds)
         except ValidationError as exc:
-            result.failures.append(dynamic.CheckFailure(exc.field, exc.message))
+            result.failures.append(failure(exc))
         return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         replaces = changed(olds, news, REPLACE_KEYS)
         updates = changed(olds, news, UPDATE_KEYS)
         not_running = olds.get("state") not in (None, "running")
-        updates += _swarm_drift(olds, news)
-        return dynamic.DiffResult(changes=bool(replaces or updates or not_running), replaces=replaces, delete_before_replace=True)
+        drift = _swarm_drift(olds, news)
+        return dynamic.DiffResult(
+            changes=_changes(bool(replaces or updates), bool(drift or not_running)), replaces=replaces, delete_before_replace=True
+        )
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         label = f"{KIND} {props['service_name']}"
@@ -471,6 +446,9 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
             return _azure.update(olds, news)
         if news.get("target") == "swarm":
             news = {**news, **_swarm_keys(olds, news, label)}
+        if olds.get("state") == "running" and olds.get("image_ref") and set(changed(olds, news, UPDATE_KEYS)) <= set(CREDENTIAL_KEYS):
+            progress(label, "only the base image registry's credentials changed: nothing to rebuild or restart")
+            return dynamic.UpdateResult({**olds, **news})
         outs = _deploy(news, label)
         for old in rt.find(news["service_name"]) if news.get("target") != "swarm" else []:  # Swarm replaced its own tasks
             if old.id != outs["container_id"]:
@@ -514,6 +492,28 @@ def _identity(identity: Any, field: str) -> tuple[Any, Any]:
     return identity.client_id, identity.client_secret
 
 
+def _base_image_registry(given: dict[str, Any] | None, inference_config: str) -> tuple[Any, Any]:
+    """``baseImageRegistry`` as inputs: ``{address, username}`` and the password as a Pulumi secret.
+
+    From the ``base_image_registry`` argument (the password may be an Output), else
+    from the inference config file as the document writes it. A file that does not
+    parse is left to ``check``, which names the problem.
+    """
+    doc: Any = given
+    if doc is None:
+        try:
+            cfg = InferenceConfig.from_file(inference_config)
+        except (ValidationError, OSError):
+            return None, None
+        if cfg.base_image_registry is None:
+            return None, None
+        r = cfg.base_image_registry
+        doc = {"address": r.address, "username": r.username, "password": r.password.get_secret_value() if r.password else None}
+    password = doc.get("password")
+    public = {"address": doc.get("address"), "username": doc.get("username")}
+    return public, (Output.secret(password) if password is not None else None)
+
+
 def _static_urn(name: str, type_: str, parent: Any) -> str:
     """The resource's URN, for labels, computed without depending on the parent's ``urn`` Output.
 
@@ -539,7 +539,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     container_id: Output[str]
     derived_digest: Output[str]
     port: Output[int]
-    environment_lock: Output[list[dict[str, str]]]
+    environment: Output[dict[str, Any]]
     build_log: Output[str]
     container_name: Output[str]
     deployed_at: Output[str]
@@ -563,6 +563,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
         base_python_version: Input[str] | None = None,
         accept_image_python: bool = False,
         regenerate_key: Input[str] | None = None,
+        base_image_registry: dict[str, Any] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
         """``target``: ``local`` or ``swarm``; unset, the stack config ``mldeploy:target``, else ``swarm`` when the
@@ -572,7 +573,10 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
         urn = _static_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", opts.parent if opts else None)
         push_user, push_password = _identity(push_identity, "push_identity")
         pull_user, pull_password = _identity(pull_identity, "pull_identity")
-        opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password", "primary_key", "secondary_key"]))
+        registry, registry_password = _base_image_registry(base_image_registry, inference_config)
+        opts = ResourceOptions.merge(
+            opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password", "base_registry_password", "primary_key", "secondary_key"])
+        )
         super().__init__(
             InferenceDeploymentProvider(),
             resource_name,
@@ -582,6 +586,8 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "inference_config": str(Path(inference_config).resolve()),
                 "deployment_config": str(Path(deployment_config).resolve()) if isinstance(deployment_config, str) else deployment_config,
                 "base_image": base_image,
+                "base_image_registry": registry,
+                "base_registry_password": registry_password,
                 "models": [_model_input(m) for m in models],
                 "push_username": push_user,
                 "push_password": push_password,
@@ -597,7 +603,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "running_image": None,
                 "primary_key": None,
                 "secondary_key": None,
-                "environment_lock": None,
+                "environment": None,
                 "build_log": None,
                 "container_name": None,
                 "deployed_at": None,
