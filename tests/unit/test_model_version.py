@@ -159,9 +159,9 @@ def test_diff_replaces_on_content_name_registry_properties_and_updates_descripti
     assert d(model_name="other").replaces == ["model_name"]
     assert d(properties={"framework": "onnx"}).replaces == ["properties"]
     tags = d(tags={"stage": "prod"})
-    assert tags.changes is True and tags.replaces == []
+    assert tags.changes is None and tags.replaces == []
     desc = d(description="second")
-    assert desc.changes is True and desc.replaces == []
+    assert desc.changes is None and desc.replaces == []
     assert d(digest=rpc.UNKNOWN).replaces == ["digest"]
 
 
