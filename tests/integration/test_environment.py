@@ -9,7 +9,10 @@ from pathlib import Path
 
 import requests
 
+from mldeploy.settings import Settings
+
 from .conftest import copy_demo, deployment_program
+from .recording import record
 from .harness import Project
 
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2]]}
@@ -100,6 +103,8 @@ def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Pa
     package_changes = [line for line in inputs_part.splitlines() if '" => "' in line and "digest" not in line]
     assert len(package_changes) == 1, package_changes
     assert "push_username" not in inputs_part and len(inputs_part.splitlines()) < 25, inputs_part  # only what changed is listed
+    pin_bump = project.preview_json()
+    record("env_pin_bump", pin_bump, {str(tmp_path / "demo"): "/home/ci/demo", str(Settings.from_env().home): "/home/ci/.mldeploy"})
     t0 = time.monotonic()
     project.up()
     dep_change = time.monotonic() - t0

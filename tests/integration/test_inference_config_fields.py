@@ -179,6 +179,15 @@ def test_base_image_registry_is_checked_at_preview_and_used_for_the_pull(  # typ
     state = project.export()
     assert front.password not in state
 
+    # A model edit's `preview --diff` says why in a few lines (not the unchanged environment, not every input).
+    (demo / "model" / "NOTES.txt").write_text("retrained\n")
+    res = project.preview()
+    lines = res.stdout.splitlines()
+    assert len(lines) < 40, res.stdout
+    assert "environment" not in res.stdout.split("--outputs:--")[0] and "push_username" not in res.stdout, res.stdout
+    print(f"\nmodel edit: preview --diff is {len(lines)} lines")
+    (demo / "model" / "NOTES.txt").unlink()
+
     # A rotated password is a change in the diff, shown as a secret, never its value; applying it rebuilds nothing.
     old = front.password
     front.set_password(secrets.token_urlsafe(24))

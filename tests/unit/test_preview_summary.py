@@ -142,3 +142,10 @@ def test_failed_preview_exits_1_with_the_error(name: str, message: str) -> None:
     assert "**Preview failed.**" in res.stdout and message in res.stdout
     assert res.stderr.startswith("preview failed: ")
 
+
+
+def test_check_failure_reads_as_a_sentence_naming_the_input() -> None:
+    """Recorded from the real engine: the failure names the input first, with no `property ... value {...}` prefix."""
+    res = run("sp_check_error")
+    assert "ServicePrincipal resource 'pull' has a problem: role: unknown role 'Bogus'" in res.stdout
+    assert "value {" not in res.stdout
