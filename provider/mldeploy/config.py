@@ -56,7 +56,8 @@ class InferenceConfig(_Camel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> "InferenceConfig":
-        return _load(cls, Path(path))
+        loaded: InferenceConfig = _load(cls, Path(path))
+        return loaded
 
     def resolve(self, base_dir: Path) -> "ResolvedInference":
         """Check the files this config points at, relative to ``base_dir`` (the JSON file's directory)."""
@@ -154,7 +155,8 @@ class DeploymentConfig(_Camel):
 
     @classmethod
     def from_file(cls, path: str | Path) -> "DeploymentConfig":
-        return _load(cls, Path(path))
+        loaded: DeploymentConfig = _load(cls, Path(path))
+        return loaded
 
 
 def _load(cls: Any, path: Path) -> Any:

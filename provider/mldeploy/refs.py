@@ -28,7 +28,7 @@ Each is a pydantic model, told apart by ``kind``:
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -178,7 +178,7 @@ class PublicRegistry(BaseModel):
     address: str
 
 
-Registry = Annotated[Union[WorkspaceRegistry, PrivateRegistry, PublicRegistry], Field(discriminator="kind")]
+Registry = Annotated[WorkspaceRegistry | PrivateRegistry | PublicRegistry, Field(discriminator="kind")]
 KINDS = ("workspace", "private", "public")
 
 

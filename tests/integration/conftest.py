@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from collections import Counter
 import os
 import shutil
 import subprocess
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.settings import Settings
 

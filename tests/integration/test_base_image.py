@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.settings import Settings
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import requests
 
-from .conftest import copy_demo as _copy_demo
 from .conftest import Load, deployment_program
+from .conftest import copy_demo as _copy_demo
 from .harness import Project
 
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}

@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from mldeploy.hashing import tree_digest
 from mldeploy.settings import Settings
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from .harness import Project
-from .conftest import copy_demo as _copy_demo
 from .conftest import Load, deployment_program
+from .conftest import copy_demo as _copy_demo
+from .harness import Project
 
 PORT = 18893
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
@@ -286,7 +286,7 @@ def test_nodes_pull_with_the_pull_identity(settings, push_creds, docker_client, 
             anonymous.wait(f"{svc}-anon", image, 1, rollout, 60, since)
         assert "rejected" in str(exc.value) and ("no basic auth credentials" in str(exc.value) or "No such image" in str(exc.value))
 
-        with pytest.raises(BackendError, match="logging in to .* with the pull identity"):
+        with pytest.raises(BackendError, match=r"logging in to .* with the pull identity"):
             sw.Swarm(print, settings.registry, {"username": ident.client_id, "password": "wrong"})
 
         pulling = sw.Swarm(print, settings.registry, {"username": ident.client_id, "password": secret})

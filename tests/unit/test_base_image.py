@@ -11,11 +11,10 @@ from typing import Any
 
 import dill
 import pytest
-from pulumi.runtime.rpc import UNKNOWN
-
 from mldeploy.backends.protocols import BuiltImage, ProbedFacts
 from mldeploy.errors import AuthError, BuildError, NotFound, ValidationError
 from mldeploy.resources.base_image import BaseImageProvider, compute_context_digest, content_tag
+from pulumi.runtime.rpc import UNKNOWN
 
 DEBIAN = 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
 REG = "127.0.0.1:5000"

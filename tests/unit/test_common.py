@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from mldeploy.resources._common import diff, is_unknown
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
-
-from mldeploy.resources._common import diff, is_unknown
 
 
 def test_unknowns_in_both_forms_and_nested() -> None:

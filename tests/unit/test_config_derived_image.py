@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from mldeploy.config import DeploymentConfig, InferenceConfig, parse
-from mldeploy.errors import ValidationError
 from mldeploy.derived_image import derived_digest, dockerfile, model_dir
+from mldeploy.errors import ValidationError
 
 DOC_IC = {
     "entryScript": "score.py",

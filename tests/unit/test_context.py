@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from docker import utils as docker_utils
 from docker.api.build import process_dockerfile
-
 from mldeploy.context import (
     context_digest,
     context_files,
@@ -45,9 +44,8 @@ def digest(root: Path, dockerfile: str | None = "Dockerfile", args: dict[str, st
 def sdk_tar_names(root: Path, dockerfile: str = "Dockerfile") -> list[str]:
     """The member names of the tar the Docker SDK's APIClient.build would send."""
     df = process_dockerfile(dockerfile, str(root))
-    with docker_utils.tar(str(root), exclude=dockerignore_patterns(root), dockerfile=df) as f:
-        with tarfile.open(fileobj=f) as t:
-            return sorted(m.name for m in t.getmembers())
+    with docker_utils.tar(str(root), exclude=dockerignore_patterns(root), dockerfile=df) as f, tarfile.open(fileobj=f) as t:
+        return sorted(m.name for m in t.getmembers())
 
 
 def test_files_are_exactly_what_the_sdk_sends(ctx: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from mldeploy.environment import CondaEnvironment, Lock, LockedWheel, check_python, parse_match_spec, to_requirements
 from mldeploy.errors import ValidationError
 

@@ -9,7 +9,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from mldeploy import hashing
 from mldeploy.errors import ValidationError
 from mldeploy.hashing import file_digest, tree_digest

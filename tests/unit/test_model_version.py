@@ -9,14 +9,13 @@ from typing import Any
 
 import dill
 import pytest
-from pulumi.runtime import rpc
-
 from mldeploy.backends import select
 from mldeploy.backends.mlflow_registry import MlflowModelRegistry
 from mldeploy.backends.protocols import ModelRegistry, RegisteredModel
 from mldeploy.errors import BackendError, NotFound, ValidationError
 from mldeploy.hashing import tree_digest
 from mldeploy.resources.model_version import ModelVersionProvider
+from pulumi.runtime import rpc
 
 
 class FakeRegistry:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
 from mldeploy.errors import ValidationError
 from mldeploy.refs import (
     PrivateRegistry,

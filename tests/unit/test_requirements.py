@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mldeploy.errors import ValidationError
 from mldeploy.requirements import ImageFacts, ImageRequirements, parse_os_release, unmet
 

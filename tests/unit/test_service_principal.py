@@ -8,7 +8,6 @@ from pathlib import Path
 import bcrypt
 import dill
 import pytest
-
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.errors import NotFound
 from mldeploy.resources.service_principal import ServicePrincipalProvider
@@ -65,7 +64,7 @@ def test_provider_pickles_by_reference() -> None:
 
 def test_store_roles_rotation_revocation(store: HtpasswdIdentityStore, tmp_path: Path) -> None:
     pull, pull_secret = store.create("Team Pull!", "AcrPull", None)
-    push, push_secret = store.create("team-push", "AcrPush", 30)
+    push, _push_secret = store.create("team-push", "AcrPush", 30)
     assert pull.client_id.startswith("team-pull-")
     every, pushers = _users(tmp_path / "htpasswd"), _users(tmp_path / "htpasswd-push")
     assert set(every) == {pull.client_id, push.client_id}

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from mldeploy.backends import docker_swarm as sw
 from mldeploy.errors import ValidationError
 from mldeploy.resources import inference_deployment as idp
@@ -146,41 +145,6 @@ def test_nginx_conf_is_valid_nginx(tmp_path: Path, auth: bool) -> None:
     assert res.returncode == 0, res.stderr
 
 
-def test_keys_generated_kept_and_rotated_one_at_a_time() -> None:
-    news = {"deployment": {"authEnabled": True}}
-    first = idp._swarm_keys({}, news, "t")
-    assert first["primary_key"] and first["secondary_key"] and first["primary_key"] != first["secondary_key"]
-    olds = {**news, **first}
-    assert idp._swarm_keys(olds, {**news}, "t") == first
-    rotated = idp._swarm_keys(olds, {**news, "regenerate_key": "primary:1"}, "t")
-    assert rotated["secondary_key"] == first["secondary_key"] and rotated["primary_key"] != first["primary_key"]
-    olds = {**olds, **rotated, "regenerate_key": "primary:1"}
-    assert idp._swarm_keys(olds, {**news, "regenerate_key": "primary:1"}, "t") == rotated  # same value: no new rotation
-    again = idp._swarm_keys(olds, {**news, "regenerate_key": "secondary:2"}, "t")
-    assert again["primary_key"] == rotated["primary_key"] and again["secondary_key"] != rotated["secondary_key"]
-    assert idp._swarm_keys(olds, {"deployment": {}}, "t") == {"primary_key": None, "secondary_key": None}
-
-
-def test_drift_found_by_refresh_needs_an_update() -> None:
-    olds = {"target": "swarm", "replicas": 3, "image_ref": "r@sha256:a", "running_image": "r@sha256:a", "deployment": {"numReplicas": 3}}
-    news = {"target": "swarm", "deployment": {"numReplicas": 3}}
-    assert idp._swarm_drift(olds, news) == []
-    assert idp._swarm_drift({**olds, "replicas": 1}, news) == ["replicas"]
-    assert idp._swarm_drift({**olds, "running_image": "r@sha256:b"}, news) == ["running_image"]
-    assert idp._swarm_drift(olds, {**news, "regenerate_key": "primary:1"}) == ["regenerate_key"]
-    assert idp._swarm_drift({**olds, "target": "local"}, {**news, "target": "local"}) == []
-
-
-@pytest.mark.parametrize(
-    ("given", "compute", "want"),
-    [(None, "aks", "swarm"), (None, "local", "local"), (None, "aci", "local"), ("local", "aks", "local"), ("swarm", "local", "swarm")],
-)
-def test_target_selection(given: str | None, compute: str, want: str) -> None:
-    news = {"target": given, "deployment_config": {"computeType": compute}}
-    idp._select_target(news)
-    assert news["target"] == want
-
-
 def test_local_target_still_refuses_aks_and_swarm_checks_fields() -> None:
     with pytest.raises(ValidationError, match="not run by the local target yet; use 'local'"):
         idp._resolve_deployment({"target": "local", "deployment_config": {"computeType": "aks"}})
@@ -191,13 +155,3 @@ def test_local_target_still_refuses_aks_and_swarm_checks_fields() -> None:
     ok = {"target": "swarm", "service_name": "x", "deployment_config": {"computeType": "aks", "numReplicas": 2}}
     idp._resolve_deployment(ok)
     assert ok["deployment"]["numReplicas"] == 2 and ok["port"] == idp.DEFAULT_PORT
-
-
-def test_regenerate_key_checked() -> None:
-    with pytest.raises(ValidationError, match="'primary:<anything>'"):
-        idp._check_swarm({"target": "swarm", "service_name": "x", "regenerate_key": "both"})
-    with pytest.raises(ValidationError, match="only on the swarm target"):
-        idp._check_swarm({"target": "local", "regenerate_key": "primary:1"})
-    with pytest.raises(ValidationError, match="at most 48"):
-        idp._check_swarm({"target": "swarm", "service_name": "x" * 49})
-    idp._check_swarm({"target": "swarm", "service_name": "x", "regenerate_key": "secondary:2026-01"})

@@ -370,4 +370,4 @@ def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-__all__ = ["DockerEngine", "GpuSupport", "PROBE_SCRIPT", "client", "gpu_support", "split_ref", "translate"]
+__all__ = ["PROBE_SCRIPT", "DockerEngine", "GpuSupport", "client", "gpu_support", "split_ref", "translate"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,8 @@ import requests
 
 from ..errors import BackendError, NotFound
 from . import docker_engine
-
-LABEL_SERVICE = "mldeploy.service"
-LABEL_STACK = "mldeploy.stack"
-LABEL_URN = "mldeploy.urn"
-LABEL_PORT = "mldeploy.port"
+from .docker_engine import translate
+from .ownership import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN
 
 
 @dataclass
@@ -79,8 +77,9 @@ def find(service: str) -> list[Container]:
 
 
 def owner_of_port(port: int) -> Container | None:
-    for c in client().containers.list(filters={"label": f"{LABEL_PORT}={port}"}):
-        return _container(c)
+    with translate(f"finding the container serving port {port}"):
+        for c in client().containers.list(filters={"label": f"{LABEL_PORT}={port}"}):
+            return _container(c)
     return None
 
 
@@ -121,6 +120,11 @@ def start(
         )
     except docker.errors.APIError as exc:
         raise BackendError(f"starting container {name} from {image_ref}: {exc.explanation or exc}") from exc
+    with translate(f"waiting for container {name} to answer its health route"):
+        return _wait_healthy(c, name, health_port, timeout, log_lines)
+
+
+def _wait_healthy(c: Any, name: str, health_port: int, timeout: float, log_lines: int) -> Container:
     deadline = time.monotonic() + timeout
     while True:
         c.reload()
@@ -140,14 +144,15 @@ def start(
     raise BackendError(f"deployment {name} {reason}; the previous deployment (if any) keeps serving.\nlast {log_lines} log lines:\n{logs}")
 
 
-def remove(container_id: str, grace: int = 10) -> None:
+def remove(container_id: str, grace: int = 10, progress: Callable[[str], None] | None = None) -> None:
     """Stop (gracefully) and remove a container. A missing container is not an error."""
     try:
         c = client().containers.get(container_id)
         try:
             c.stop(timeout=grace)
-        except docker.errors.APIError:
-            pass
+        except docker.errors.APIError as exc:
+            if progress:
+                progress(f"container {c.name} did not stop gracefully ({exc.explanation or exc}); removing it by force")
         c.remove(force=True)
     except docker.errors.NotFound:
         return
@@ -156,8 +161,26 @@ def remove(container_id: str, grace: int = 10) -> None:
 
 
 def logs(container_id: str, lines: int = 40) -> str:
+    """A container's last log lines, or a note saying why there are none."""
     try:
-        return client().containers.get(container_id).logs(tail=lines).decode(errors="replace")
-    except docker.errors.DockerException:
-        return ""
+        return str(client().containers.get(container_id).logs(tail=lines).decode(errors="replace"))
+    except docker.errors.DockerException as exc:
+        return f"(logs unavailable: {exc})"
+
+
+__all__ = [
+    "LABEL_PORT",
+    "LABEL_SERVICE",
+    "LABEL_STACK",
+    "LABEL_URN",
+    "Container",
+    "find",
+    "free_port",
+    "get",
+    "logs",
+    "owner_of_port",
+    "port_in_use",
+    "remove",
+    "start",
+]
 

@@ -49,7 +49,7 @@ from docker import types as dt
 
 from ..errors import BackendError, NotFound
 from . import docker_engine
-from .docker_runtime import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN
+from .ownership import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN, describe, same_owner
 
 LABEL_ROLE = "mldeploy.role"
 LABEL_TAG_PREFIX = "mldeploy.tag."
@@ -109,8 +109,8 @@ def settings_from_deployment(dc: dict[str, Any]) -> ServiceSettings:
     cpu, mem = res.get("cpu"), res.get("memoryInGB")
     return ServiceSettings(
         replicas=int(dc.get("numReplicas") or 1),
-        nano_cpus=int(round(float(cpu) * NS)) if cpu else None,
-        memory_bytes=int(round(float(mem) * GIB)) if mem else None,
+        nano_cpus=round(float(cpu) * NS) if cpu else None,
+        memory_bytes=round(float(mem) * GIB) if mem else None,
         probe=Probe(int(lp["periodSeconds"]), int(lp["initialDelaySeconds"]), int(lp["timeoutSeconds"]), int(lp["failureThreshold"])),
         scoring_timeout_ms=int(dc["scoringTimeoutMs"]) if dc.get("scoringTimeoutMs") else None,
         workers=int(dc["maxConcurrentRequestsPerContainer"]) if dc.get("maxConcurrentRequestsPerContainer") else None,
@@ -184,13 +184,14 @@ def healthcheck(probe: Probe) -> dict[str, Any]:
         "-c",
         f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/', timeout={probe.timeout})",
     ]
-    return dt.Healthcheck(
+    check: dict[str, Any] = dt.Healthcheck(
         test=test,
         interval=probe.period * NS,
         timeout=probe.timeout * NS,
         retries=probe.failure_threshold,
         start_period=probe.initial_delay * NS,
     )
+    return check
 
 
 def model_service_spec(
@@ -541,10 +542,26 @@ class Swarm:
         nodes = self.api.nodes()
         return max(1, sum(1 for n in nodes if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"))
 
-    def remove_deployment(self, service: str, timeout: float = 90) -> None:
-        """Remove the deployment's services, then its network, configs and secrets (once nothing uses them)."""
+    def foreign_services(self, service: str, ours: dict[str, str]) -> list[dict[str, Any]]:
+        """The services labelled with this service name that another stack owns."""
+        return [s for s in self.api.services(filters={"label": f"{LABEL_SERVICE}={service}"}) if not same_owner(s["Spec"].get("Labels"), ours)]
+
+    def remove_deployment(self, service: str, ours: dict[str, str] | None = None, timeout: float = 90) -> None:
+        """Remove the deployment's services, then its network, configs and secrets (once nothing uses them).
+
+        Objects whose labels name another stack than ``ours`` are left alone, with a progress line.
+        """
         flt = {"label": f"{LABEL_SERVICE}={service}"}
+
+        def mine(kind: str, name: str, labels: dict[str, str] | None) -> bool:
+            if ours is None or same_owner(labels, ours):
+                return True
+            self.progress(f"left {kind} {name} alone: it belongs to {describe(labels)}")
+            return False
+
         for s in self.api.services(filters=flt):
+            if not mine("service", s["Spec"]["Name"], s["Spec"].get("Labels")):
+                continue
             try:
                 self.api.remove_service(s["ID"])
             except docker.errors.NotFound:
@@ -554,6 +571,8 @@ class Swarm:
         while True:
             pending = []
             for n in self.api.networks(filters={**flt, "driver": "overlay"}):
+                if not mine("network", n["Name"], n.get("Labels")):
+                    continue
                 # Removed by the manager, a network stays listed on a node until its last endpoint is gone.
                 try:
                     self.api.remove_network(n["Id"])
@@ -567,6 +586,8 @@ class Swarm:
                 ("secret", self.api.secrets(filters=flt), self.api.remove_secret),
             ):
                 for obj in items:
+                    if not mine(kind, obj["Spec"]["Name"], obj["Spec"].get("Labels")):
+                        continue
                     try:
                         remove(obj["ID"])
                     except docker.errors.NotFound:
@@ -692,13 +713,14 @@ def read(service: str) -> dict[str, Any]:
     }
 
 
-def remove(service: str) -> None:
-    """Remove the deployment's services, network, configs and secrets. Not in a swarm: there is nothing to remove."""
-    sw = Swarm(lambda _m: None)
+def remove(service: str, ours: dict[str, str] | None = None, progress: Callable[[str], None] = lambda _m: None) -> None:
+    """Remove the deployment's services, network, configs and secrets (only ``ours``' when given). Not in a swarm:
+    there is nothing to remove."""
+    sw = Swarm(progress)
     if (sw.api.info().get("Swarm") or {}).get("LocalNodeState") != "active":
         return
     try:
-        sw.remove_deployment(service)
+        sw.remove_deployment(service, ours)
     except docker.errors.APIError as exc:
         raise BackendError(f"removing swarm deployment {service}: {_explain(exc)}") from exc
 

@@ -22,7 +22,10 @@ class Identity:
 class IdentityStore(Protocol):
     """Registry identities with a role (``AcrPull`` or ``AcrPush``): local htpasswd+nginx, or Entra ID on Azure."""
 
-    registry_address: str
+    @property
+    def registry_address(self) -> str:
+        """The registry these identities log in to (``host:port`` or a login server)."""
+        ...
 
     def create(self, display_name: str, role: str, expires_in_days: int | None) -> tuple[Identity, str]:
         """Create an identity; returns it with its new secret."""
@@ -239,12 +242,17 @@ class Runtime(Protocol):
 
     def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
         """Check-time field rules for this target (no I/O): raise ``ValidationError("deployment_config.<field>", ...)``
-        for a field it cannot honour; ``warn`` for one it ignores."""
+        for a field it cannot honour (``computeType`` included: each runtime says which it runs); ``warn`` for one it
+        ignores."""
         ...
 
     def preflight(self, spec: DeploySpec, progress: Callable[[str], None]) -> None:
         """Check-time checks that need the live system (ports, ownership by another stack, cluster capacity).
-        Raise ``ValidationError`` naming the input. Must not change anything."""
+        Raise ``ValidationError`` naming the input. Must not change anything.
+
+        At check time ``spec.image_ref`` and ``spec.keys`` are None and ``spec.previous`` is the resource's
+        previous inputs (so a renamed service may keep its own port). Runs only once every other check passed;
+        a ``BackendError`` here fails the preview naming ``target``."""
         ...
 
     def deploy(self, spec: DeploySpec, progress: Callable[[str], None]) -> dict[str, Any]:

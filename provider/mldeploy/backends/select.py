@@ -1,5 +1,9 @@
 """Choose the backend for a target. The only module that knows every implementation.
 
+``runtime(target)``: where an ``InferenceDeployment`` runs (``local``, ``swarm``,
+``kubernetes``, ``azure:<workspace ARM id>``); ``resolve_target`` picks the
+default by computeType (``DEFAULT_TARGET_BY_COMPUTE_TYPE``).
+
 ``registry`` values accepted by the local target: ``"local"`` (the embedded
 default) or the local registry's address (``127.0.0.1:5000``). The azure
 target: ``azure:<ARM id of an Azure ML workspace>`` (or, for identities, of a
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 from ..errors import ValidationError
 from ..settings import Settings
-from .protocols import IdentityStore, ModelRegistry
+from .protocols import IdentityStore, ModelRegistry, Runtime
 
 LOCAL_NAMES = ("local",)
 
@@ -64,4 +68,40 @@ def model_registry(registry: str | None, field: str = "registry") -> ModelRegist
         field,
         f"unknown model registry {registry!r}; valid values: {', '.join(repr(r) for r in MODEL_REGISTRIES)} "
         f"(the embedded MLflow registry under {settings.mlflow_dir}). The Azure ML registry comes with the azure target.",
+    )
+
+
+# -- runtimes: where an InferenceDeployment runs ------------------------------------------------------
+TARGETS = ("local", "swarm", "kubernetes")  # and "azure:<workspace ARM id>"
+#: The target a deployment runs on when neither ``target=`` nor the stack config ``mldeploy:target`` names one,
+#: by the deployment config's computeType (the document's ``aks`` is a cluster; anything else runs here).
+DEFAULT_TARGET_BY_COMPUTE_TYPE = {"aks": "swarm"}
+DEFAULT_TARGET = "local"
+
+
+def resolve_target(given: str | None, compute_type: str | None) -> str:
+    """The target: ``given`` (the ``target=`` argument, else the stack config), else by computeType."""
+    if given:
+        return given
+    return DEFAULT_TARGET_BY_COMPUTE_TYPE.get(compute_type or "", DEFAULT_TARGET)
+
+
+def runtime(target: str, field: str = "target") -> Runtime:
+    """The runtime for ``target``; ``ValidationError(field)`` for an unknown one. No I/O."""
+    if is_azure(target):
+        from .azure.runtime import AzureRuntime
+
+        return AzureRuntime(target)
+    if target == "local":
+        from .local_runtime import LocalRuntime
+
+        return LocalRuntime()
+    if target == "swarm":
+        from .swarm_runtime import SwarmRuntime
+
+        return SwarmRuntime()
+    if target == "kubernetes":
+        raise ValidationError(field, "the kubernetes target is not installed yet in this version of mldeploy; use 'local' or 'swarm'")
+    raise ValidationError(
+        field, f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}, or 'azure:<ARM id of an Azure ML workspace>'"
     )

@@ -11,7 +11,7 @@
 
 Creates, as children: a ``ModelVersion`` per model; an ``AcrPush``
 ``ServicePrincipal`` for builds (unless ``push_identity`` is given); an
-``AcrPull`` ``ServicePrincipal`` for the deployment; a ``BaseImage`` when a
+``AcrPull`` ``ServicePrincipal`` for the deployment (unless ``pull_identity`` is given); a ``BaseImage`` when a
 ``BaseImageSpec`` is given; and the ``InferenceDeployment``. Outputs:
 ``scoring_uri``, ``swagger_uri``, ``image_ref``, ``base_image_ref``,
 ``model_uris``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pulumi import ComponentResource, Input, Output, ResourceOptions
 
@@ -59,19 +59,30 @@ class ModelService(ComponentResource):
         service_name: str,
         models: dict[str, str],
         inference_config: str,
-        deployment_config: str | dict[str, Any],
+        deployment_config: str | dict[str, Any] | None = None,
         base_image: BaseImageSpec | Input[str] | None = None,
         registry: str = "local",
         push_identity: ServicePrincipal | None = None,
         model_tags: dict[str, str] | None = None,
         target: Input[str] | None = None,
+        pull_identity: ServicePrincipal | None = None,
+        health_timeout: int = 120,
+        base_python_version: Input[str] | None = None,
+        accept_image_python: bool = False,
+        regenerate_key: Input[str] | None = None,
+        base_image_registry: dict[str, Any] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
-        """``target``: ``"local"``/``"swarm"`` (or unset: the deployment's default), or the azure target
-        ``azure:<workspace ARM id>`` (a string or an Output, e.g. from a pulumi-azure-native Workspace):
+        """``target``: ``"local"``/``"swarm"``/``"kubernetes"`` (or unset: the deployment's default), or the azure
+        target ``azure:<workspace ARM id>`` (a string or an Output, e.g. from a pulumi-azure-native Workspace):
         then the models go to the workspace's registry, the identities are Entra service principals on
         the workspace's container registry, the base image is pushed there, and the deployment is a
-        managed online endpoint. The rest of the program does not change."""
+        managed online endpoint. The rest of the program does not change.
+
+        Every other ``InferenceDeployment`` option is passed through (``health_timeout``,
+        ``base_python_version`` (default: the BaseImage's), ``accept_image_python``, ``regenerate_key``,
+        ``base_image_registry``);
+        ``push_identity``/``pull_identity`` replace the ServicePrincipals the component would create."""
         super().__init__("mldeploy:index:ModelService", name, None, opts)
         child = ResourceOptions(parent=self)
         on_azure = target is not None and (not isinstance(target, str) or target.startswith("azure:"))
@@ -80,12 +91,13 @@ class ModelService(ComponentResource):
             registry = target  # type: ignore[assignment]
             model_registry = target  # type: ignore[assignment]
 
+        tags: dict[str, Input[str]] | None = dict(model_tags) if model_tags else None
         versions = [
-            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=model_tags, registry=model_registry, opts=child)
+            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=tags, registry=model_registry, opts=child)
             for model, path in models.items()
         ]
         push = push_identity or ServicePrincipal(f"{name}-push", role="AcrPush", display_name=f"{service_name}-push", registry=registry, opts=child)
-        pull = ServicePrincipal(f"{name}-pull", role="AcrPull", display_name=f"{service_name}-pull", registry=registry, opts=child)
+        pull = pull_identity or ServicePrincipal(f"{name}-pull", role="AcrPull", display_name=f"{service_name}-pull", registry=registry, opts=child)
 
         base_ref: Input[str] | None
         base_python: Input[str] | None = None
@@ -105,7 +117,7 @@ class ModelService(ComponentResource):
                 opts=child,
             )
             base_ref = base.image_ref
-            base_python = base.python_version
+            base_python = cast("Output[str]", base.python_version)  # None (not probed) is what InferenceDeployment treats as unset
         else:
             base_ref = base_image
 
@@ -118,8 +130,12 @@ class ModelService(ComponentResource):
             push_identity=push,
             pull_identity=pull,
             base_image=base_ref,
-            base_python_version=base_python,
-            target=target,  # type: ignore[arg-type]
+            base_python_version=base_python_version or base_python,
+            target=target,
+            health_timeout=health_timeout,
+            accept_image_python=accept_image_python,
+            regenerate_key=regenerate_key,
+            base_image_registry=base_image_registry,
             opts=child,
         )
         self.scoring_uri = deployment.scoring_uri

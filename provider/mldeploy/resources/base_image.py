@@ -58,7 +58,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
@@ -177,7 +177,7 @@ def _check_tag(news: dict[str, Any]) -> None:
     if is_unknown(tag):
         return
     check_tag(tag, "tag")  # type: ignore[arg-type]
-    if tag.startswith("ctx-"):
+    if str(tag).startswith("ctx-"):
         raise ValidationError("tag", "tags starting with 'ctx-' are reserved for content-addressed tags")
 
 
@@ -659,7 +659,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
         if isinstance(context, str):
             context = os.path.abspath(context)
         else:
-            context = Output.from_input(context).apply(os.path.abspath)
+            context = Output.from_input(cast(Any, context)).apply(os.path.abspath)
         if _plain(context) and _plain(dockerfile) and _plain(build_args):
             digest: Input[str] = compute_context_digest(context, dockerfile, build_args)  # type: ignore[arg-type]
         else:

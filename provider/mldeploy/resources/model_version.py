@@ -28,6 +28,7 @@ Delete: the version and, unless another version shares them, its stored files.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from pulumi import Input, Output, ResourceOptions, dynamic
@@ -58,7 +59,7 @@ def _check_model_name(news: dict[str, Any]) -> None:
         store = select.model_registry(registry)
     except ValidationError:
         store = select.model_registry("local")  # the unknown registry is reported by _check_registry
-    store.validate_name(name, "model_name")
+    store.validate_name(str(name), "model_name")
 
 
 def _check_path(news: dict[str, Any]) -> None:
@@ -67,7 +68,7 @@ def _check_path(news: dict[str, Any]) -> None:
         return
     if not isinstance(path, str) or not path:
         raise ValidationError("path", "must be the path of a model file or directory, e.g. 'model/'")
-    digest, _size = tree_digest(path)  # raises ValidationError("path", ...) if missing or empty
+    digest, _size = tree_digest(Path(path))  # raises ValidationError("path", ...) if missing or empty
     given = news.get("digest")
     if given is None:
         news["digest"] = digest  # a program that could not compute it (e.g. a path known only now)
@@ -192,7 +193,7 @@ def _program_digest(path: Any) -> Any:
         if not isinstance(p, (str, os.PathLike)):
             return None
         try:
-            return tree_digest(p)[0]
+            return tree_digest(Path(p))[0]
         except (ValidationError, OSError):
             return None
 

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("azure.ai.ml", reason="the azure extra is not installed (pip install -e '.[test]')")
 
-from .fakes import FakeAzure, FakeCredential, FakeGraph  # noqa: E402
+from .fakes import FakeAzure, FakeCredential, FakeGraph
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 RG = "mldeploy-rg"

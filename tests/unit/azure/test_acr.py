@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from mldeploy.backends.azure.acr import AcrBuilder, AcrImageRegistry
 from mldeploy.errors import AuthError, BuildError, NotFound
 
@@ -103,7 +102,8 @@ def test_remote_build_uploads_context_schedules_run_and_streams_log(azure, cred,
     # the uploaded context honours .dockerignore
     up = azure.calls("PUT", "/source/")[0]
     assert up.headers["x-ms-blob-type"] == "BlockBlob"
-    names = tarfile.open(fileobj=io.BytesIO(gzip.decompress(up.body))).getnames()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(up.body))) as tar:
+        names = tar.getnames()
     assert sorted(names) == [".dockerignore", "Dockerfile", "app.py"]
     body = azure.calls("POST", "/scheduleRun")[0]
     assert body.api_version == "2019-06-01-preview"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mldeploy.backends.azure.identity import ROLE_IDS, EntraIdentityStore
 from mldeploy.errors import BackendError, NotFound
 

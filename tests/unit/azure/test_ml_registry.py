@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from mldeploy.backends.azure.ml_registry import AzureMlModelRegistry
 from mldeploy.errors import NotFound, ValidationError
 from mldeploy.hashing import tree_digest

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from mldeploy.backends.azure.online import OnlineDeployer, OnlineSpec, deployment_sizing
 from mldeploy.errors import BackendError, NotFound, ValidationError
 from mldeploy.hashing import tree_digest
@@ -146,7 +145,7 @@ def test_deploy_creates_endpoint_deployment_then_switches_traffic(azure, cred, s
     dep = out["deployment_name"]
     assert re.fullmatch(r"mld-[0-9a-f]{12}", dep)
     assert out["scoring_uri"] == "https://iris.westeurope.inference.ml.azure.com/score"
-    assert out["primary_key"] == "pk-123" and out["state"] == "running"
+    assert out["primary_key"] == "pk-123" and out["secondary_key"] == "sk-456" and out["state"] == "running"
     ep_put = azure.calls("PUT", EP + "$")
     assert ep_put[0].json["properties"]["authMode"] == "Key" and ep_put[0].api_version
     put = azure.calls("PUT", "/deployments/")[0]
@@ -204,7 +203,7 @@ def test_state_and_delete_after_out_of_band_removal(azure, cred, source) -> None
 def test_endpoint_conflict_is_a_backend_error(azure, cred, source) -> None:  # type: ignore[no-untyped-def]
     World(azure)
     azure.on("PUT", EP, arm_error(409, "Conflict", "Endpoint name iris is already in use in region westeurope"))
-    with pytest.raises(BackendError, match="409.*already in use"):
+    with pytest.raises(BackendError, match=r"409.*already in use"):
         OnlineDeployer(TARGET, cred, azure.transport()).deploy(spec(source))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mldeploy.backends import select
 from mldeploy.backends.azure.identity import EntraIdentityStore
 from mldeploy.backends.azure.ml_registry import AzureMlModelRegistry
@@ -46,9 +45,17 @@ def test_inference_deployment_check_on_azure_skips_local_only_checks() -> None:
         "inference_config": str(demo / "inferenceconfig.json"),
         "deployment_config": {"computeType": "aci", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 2}},
         "base_image": "mldeployacr.azurecr.io/demo/base@sha256:" + "c" * 64,
-        "models": [],
+        "models": [{"name": "iris", "version": 1, "download": "azureml://x", "digest": "sha256:" + "d" * 64}],
+        "stack": "dev",
+        "resource_urn": "urn:pulumi:dev::p::mldeploy:InferenceDeployment::svc",
     }
     res = InferenceDeploymentProvider().check({}, news)
-    assert res.failures == [], res.failures
+    assert res.failures == [], [(f.property, f.reason) for f in res.failures]
+    # Target-only rules fail at preview: one model per managed online deployment, sizes Azure offers.
+    two = InferenceDeploymentProvider().check({}, {**news, "models": news["models"] * 2})
+    assert [(f.property, "exactly one registered model" in f.reason) for f in two.failures] == [("models", True)]
+    big = {"computeType": "aci", "containerResourceRequirements": {"cpu": 64, "memoryInGB": 2}}
+    huge = InferenceDeploymentProvider().check({}, {**news, "deployment_config": big})
+    assert [f.property for f in huge.failures] == ["deployment_config.containerResourceRequirements"]
     bad = InferenceDeploymentProvider().check({}, {**news, "target": "azure:/subscriptions/x"})
     assert [f.reason.split(": ", 1)[0] for f in bad.failures] == ["target"]

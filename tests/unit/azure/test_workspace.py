@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from mldeploy.backends.azure import parse_target
 from mldeploy.backends.azure.workspace import registry_info, registry_of_workspace
 from mldeploy.errors import AuthError, NotFound, ValidationError

@@ -134,7 +134,8 @@ class AcrBuilder(RegistryBound):
         run = call(f"scheduling a build on {where}", poller.result)
         run_id = run.run_id
         log(f"run {run_id} scheduled on {self.info.login_server}")
-        offset, lines, log_url = 0, [], None
+        offset, log_url = 0, None
+        lines: list[str] = []
         while True:
             run = call(f"reading run {run_id}", client.runs.get, reg.resource_group, reg.name, run_id)
             if log_url is None:
@@ -180,7 +181,7 @@ class AcrBuilder(RegistryBound):
         for raw in data[:end].decode("utf-8", "replace").splitlines():
             lines.append(raw)
             log(raw)
-        return offset + end
+        return int(offset + end)
 
 
 class AcrImageRegistry(AzureClient):

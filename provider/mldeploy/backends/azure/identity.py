@@ -51,7 +51,7 @@ def _iso(value: Any) -> str | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
+        return str(value.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat())
     return str(value)
 
 
@@ -76,8 +76,8 @@ class EntraIdentityStore(RegistryBound):
 
     # -- plumbing --------------------------------------------------------------
     @property
-    def registry_address(self) -> str:  # type: ignore[override]
-        return self.info.login_server
+    def registry_address(self) -> str:
+        return str(self.info.login_server)
 
     def _auth_client(self) -> Any:
         from azure.mgmt.authorization import AuthorizationManagementClient

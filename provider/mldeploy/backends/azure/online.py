@@ -15,7 +15,7 @@ deployment of the given content:
 4. only when it is healthy: traffic 100% to it, then the endpoint's other
    deployments are deleted (no gap: the old one serves until the switch).
 
-Outputs: ``scoring_uri``, ``swagger_uri``, ``primary_key`` (a secret), the
+Outputs: ``scoring_uri``, ``swagger_uri``, ``primary_key`` and ``secondary_key`` (secrets), the
 endpoint and deployment names and the provisioning state.
 """
 
@@ -119,7 +119,7 @@ class OnlineDeployer(AzureClient):
             ep = ManagedOnlineEndpoint(name=name, auth_mode="key", description=spec.description or None, tags=spec.tags or None)
             endpoint = call(f"creating endpoint {name}", lambda: ml.online_endpoints.begin_create_or_update(ep).result())
 
-        container, datastore = default_container(ml, self.credential, self._transport)
+        container, _datastore = default_container(ml, self.credential, self._transport)
         folder = f"mldeploy/code/{name}/{spec.source_digest.split(':', 1)[1]}"
         upload_verified(container, folder, Path(spec.source_dir), spec.source_digest)
 
@@ -172,6 +172,7 @@ class OnlineDeployer(AzureClient):
             "scoring_uri": endpoint.scoring_uri,
             "swagger_uri": getattr(endpoint, "openapi_uri", None) or "",
             "primary_key": keys.primary_key,
+            "secondary_key": keys.secondary_key,
             "state": "running",
             "instance_type": spec.instance_type,
             "instance_count": spec.instance_count,
