@@ -132,4 +132,4 @@ def resolve(src: BaseImageSource, registry_factory: Any = None) -> str:
     return src.ref.pinned(digest)
 
 
-__all__ = ["BaseImageSource", "REGISTRY_FIELD", "is_local_only", "resolve", "source"]
+__all__ = ["REGISTRY_FIELD", "BaseImageSource", "is_local_only", "resolve", "source"]

@@ -45,7 +45,7 @@ class InferenceConfig(_Camel):
     source_directory: str | None = None
     enable_gpu: bool = False
     base_image: str | None = None
-    base_image_registry: BaseImageRegistry | str | None = None
+    base_image_registry: BaseImageRegistry | None = None  # the document may give a bare address string (see below)
     description: str | None = None
 
     @field_validator("base_image_registry", mode="before")

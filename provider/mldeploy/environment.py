@@ -49,6 +49,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -266,10 +267,10 @@ class InstalledDist(BaseModel):
     requires: list[str] = []  # its Requires-Dist
 
     @classmethod
-    def from_inspect(cls, report: dict[str, object]) -> list["InstalledDist"]:
+    def from_inspect(cls, report: dict[str, Any]) -> list["InstalledDist"]:
         """The ``installed`` entries of a ``pip inspect`` report."""
         out = []
-        for item in report.get("installed") or []:  # type: ignore[union-attr]
+        for item in report.get("installed") or []:
             meta = item.get("metadata") or {}
             if meta.get("name") and meta.get("version"):
                 out.append(

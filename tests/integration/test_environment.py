@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import requests
-
 from mldeploy.settings import Settings
 
 from .conftest import copy_demo, deployment_program
-from .recording import record
 from .harness import Project
+from .recording import record
 
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2]]}
 EXPORTS = {"scoring_uri": "dep.scoring_uri", "environment": "dep.environment", "build_log": "dep.build_log", "image_ref": "dep.image_ref"}
@@ -97,7 +96,6 @@ def test_conda_environment_lock_layers_and_errors(project: Project, tmp_path: Pa
     preview = project.preview()
     assert project.ops() == {"svc": "update"}
     # One package change, in a few lines: the summary's joblib entry and its digest, not the whole lock.
-    changed_lines = [line for line in preview.output.splitlines() if "=>" in line and "--outputs:--" not in line]
     inputs_part = preview.output.split("--outputs:--")[0]
     assert re.search(r'~ joblib\s*: "1.5.1" => "1.5.0"', inputs_part), preview.output
     package_changes = [line for line in inputs_part.splitlines() if '" => "' in line and "digest" not in line]

@@ -21,7 +21,6 @@ from pathlib import Path
 import bcrypt
 import pytest
 import requests
-
 from mldeploy.settings import Settings
 
 from .conftest import Creds, copy_demo, deployment_program

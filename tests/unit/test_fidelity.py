@@ -7,10 +7,9 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-
 from mldeploy import base_ref
 from mldeploy.backends.docker_engine import gpu_support
 from mldeploy.backends.oci_registry import OciRegistry
@@ -88,7 +87,7 @@ def test_each_base_image_failure_names_its_field_and_fix(exc: Exception, field: 
 class _TokenRegistry(BaseHTTPRequestHandler):
     """A registry that wants distribution's bearer-token flow (as Docker Hub, MCR and GHCR do)."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def log_message(self, *a: Any) -> None:
         pass

@@ -110,7 +110,7 @@ def changes(inputs_changed: bool, drift: bool = False) -> bool | None:
     """
     if inputs_changed:
         return None
-    return True if drift else False
+    return bool(drift)
 
 
 def progress(label: str, message: str) -> None:
