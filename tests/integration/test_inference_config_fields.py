@@ -172,8 +172,9 @@ def test_base_image_registry_is_checked_at_preview_and_used_for_the_pull(  # typ
     outs = project.outputs()
     assert requests.post(outs["scoring_uri"], json=SAMPLE, timeout=10).json() == {"predictions": ["setosa"]}
     log = front.lines()[seen_before:]
-    pulls = [line for line in log if line.startswith(f"{front.username} ") and " 200" in line]
-    assert any("/manifests/" in line for line in pulls), log
+    ours = [line for line in log if line.startswith(f"{front.username} ") and line.endswith(" 200")]
+    assert any("/manifests/v1 " in line for line in ours), log  # the check at preview (the tag)
+    assert any("/manifests/sha256:" in line for line in ours), log  # Docker Engine's pull, by the digest found at preview
     assert not any(line.startswith((outs["push_user"], outs["pull_user"])) for line in front.lines()), "a local identity reached the third-party registry"
     state = project.export()
     assert front.password not in state
