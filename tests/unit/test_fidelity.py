@@ -207,3 +207,15 @@ def test_check_failures_are_sentences_and_dependent_checks_are_skipped() -> None
 
     res = run_checks({}, bad_config, base_image)
     assert [(f.property, f.reason) for f in res.failures] == [("", "inference_config.entryScript: score.py does not exist")]
+
+
+def test_a_bad_inference_config_gives_one_error_not_a_false_base_image_one(tmp_path: Path) -> None:
+    from mldeploy.resources.inference_deployment import InferenceDeploymentProvider
+
+    (tmp_path / "src").mkdir()
+    ic = tmp_path / "inferenceconfig.json"
+    ic.write_text(json.dumps({"entryScript": "nope.py", "sourceDirectory": "src", "baseImage": "myregistry.azurecr.io/base:1"}))
+    news = {"service_name": "svc", "target": "local", "inference_config": str(ic), "deployment_config": {"computeType": "local", "port": 19320},
+            "base_image": None, "models": [], "stack": "dev", "resource_urn": "urn:x"}  # fmt: skip
+    reasons = [f.reason for f in InferenceDeploymentProvider().check({}, news).failures]
+    assert len(reasons) == 1 and reasons[0].startswith("inference_config.entryScript: "), reasons
