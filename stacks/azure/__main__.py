@@ -87,9 +87,23 @@ def azure_workspace() -> pulumi.Output[str]:
 
 target = azure_workspace().apply(lambda ws_id: f"azure:{ws_id}") if target_kind == "azure" else "local"
 
+
+def default_service_name() -> str:
+    """``mldeploy-iris`` locally. On azure the name is the online endpoint's DNS label
+    (``<name>.<region>.inference.ml.azure.com``), unique per region across every subscription: a fixed
+    default would collide between users and stacks, so it gets a stable suffix from subscription, project
+    and stack (azure-ai-ml's rule: 3-32 characters, see mldeploy.backends.azure.naming)."""
+    if target_kind != "azure":
+        return "mldeploy-iris"
+    from mldeploy.backends.azure.naming import default_endpoint_name
+
+    subscription = pulumi.Config("azure-native").get("subscriptionId") or ""
+    return default_endpoint_name("mldeploy-iris", subscription, pulumi.get_project(), pulumi.get_stack())
+
+
 service = ModelService(
     "svc",
-    service_name=cfg.get("serviceName") or "mldeploy-iris",
+    service_name=cfg.get("serviceName") or default_service_name(),
     models={"iris": str(DEMO / "model")},
     inference_config=str(DEMO / "inferenceconfig.json"),
     deployment_config=str(DEMO / "deploymentconfig.json"),

@@ -113,7 +113,7 @@ def front_base(front: Front, demo_base: str, docker_client, push_creds: Creds, s
     return f"{front.address}/{repo}:v1"
 
 
-def _inference_config(demo: Path, base_image: str | None, registry: dict[str, str] | None, gpu: bool = False) -> None:
+def _inference_config(demo: Path, base_image: str | None, registry: dict[str, str] | str | None, gpu: bool = False) -> None:
     doc = json.loads((demo / "inferenceconfig.json").read_text())
     doc.update({"baseImage": base_image, "baseImageRegistry": registry, "enableGpu": gpu})
     (demo / "inferenceconfig.json").write_text(json.dumps(doc, indent=3))
@@ -144,11 +144,11 @@ def test_base_image_registry_is_checked_at_preview_and_used_for_the_pull(  # typ
     project.write(_program(demo, svc, 19310))
     right = {"address": front.address, "username": front.username, "password": front.password}
 
-    # The document's own inferenceconfig.json: a base image on mcr.microsoft.com, which this machine cannot reach.
-    _inference_config(demo, "mcr.microsoft.com/azureml/o16n-base/python-assets:latest", None)
+    # The document's own inferenceconfig.json values: a base image on mcr.microsoft.com, which this machine cannot reach.
+    _inference_config(demo, "mcr.microsoft.com/azureml/o16n-sample-user-base/ubuntu-miniconda", "mcr.microsoft.com")
     res = project.pulumi("up", "--yes", check=False)
     assert res.returncode != 0
-    assert "inference_config.baseImage: cannot check base image mcr.microsoft.com/azureml/o16n-base/python-assets:latest" in res.output
+    assert "inference_config.baseImage: cannot check base image mcr.microsoft.com/azureml/o16n-sample-user-base/ubuntu-miniconda" in res.output
     assert "{<nil>}" not in res.output and "no base image" not in res.output
     _nothing_created(project, svc, docker_client, settings)
 
@@ -185,6 +185,7 @@ def test_base_image_registry_is_checked_at_preview_and_used_for_the_pull(  # typ
     lines = res.stdout.splitlines()
     assert len(lines) < 40, res.stdout
     assert "environment" not in res.stdout.split("--outputs:--")[0] and "push_username" not in res.stdout, res.stdout
+    assert "skipped" not in res.output  # the conda file's notes ("skipped ... 'pip'") came once, when the lock was resolved
     print(f"\nmodel edit: preview --diff is {len(lines)} lines")
     (demo / "model" / "NOTES.txt").unlink()
 

@@ -124,9 +124,13 @@ def test_azure_target_creates_the_workspace_and_deploys_on_it(monkeypatch: pytes
     (mv,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:ModelVersion")
     assert mv["registry"] == sps[0]["registry"] and mv["model_name"] == "iris"
     (dep,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:InferenceDeployment")
-    assert dep["target"] == sps[0]["registry"] and dep["service_name"] == "mldeploy-iris"
+    # The endpoint name is a DNS label unique per region: a stable per-stack suffix, valid for azure-ai-ml.
+    from mldeploy.backends.azure.naming import check_endpoint_name, default_endpoint_name
+
+    assert dep["target"] == sps[0]["registry"] and dep["service_name"] == default_endpoint_name("mldeploy-iris", "", pulumi.get_project(), pulumi.get_stack())
+    check_endpoint_name(dep["service_name"])
     (base,) = _inputs(mocks, "pulumi-python:dynamic/mldeploy:BaseImage")
-    assert base["repository"] == "mldeploy/mldeploy-iris-base"
+    assert base["repository"] == f"mldeploy/{dep['service_name']}-base"
     assert base["build_on"] == sps[0]["registry"]  # built on the workspace's registry (`az acr build`)
     assert base["requirements"]["conda"] is True  # Azure ML builds the environment with the image's conda
 

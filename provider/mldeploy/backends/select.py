@@ -12,6 +12,8 @@ container registry); see ``backends/azure``. Building an Azure backend does no I
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import ValidationError
 from ..settings import Settings
 from .protocols import IdentityStore, ModelRegistry, Runtime
@@ -28,13 +30,13 @@ def is_azure(value: object) -> bool:
     return isinstance(value, str) and value.startswith("azure:")
 
 
-def identity_store(registry: str | None, field: str = "registry") -> IdentityStore:
+def identity_store(registry: str | None, field: str = "registry", progress: Callable[[str], None] | None = None) -> IdentityStore:
     settings = Settings.from_env()
     if is_azure(registry):
         from .azure._common import parse_target
         from .azure.identity import EntraIdentityStore
 
-        return EntraIdentityStore(parse_target(str(registry), field))
+        return EntraIdentityStore(parse_target(str(registry), field), progress=progress)  # progress: what replication it waits for
     if is_local_registry(registry, settings):
         from .htpasswd import HtpasswdIdentityStore
 

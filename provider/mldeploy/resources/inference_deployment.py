@@ -61,6 +61,7 @@ from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import BackendError, MldeployError, NotFound, ValidationError
+from ..paths import program_policy as _program_policy
 from ..settings import Settings
 from . import _inference_checks as checks
 from ._common import changed, failure, is_unknown, needs, progress, run_checks
@@ -129,21 +130,23 @@ def _resolve_target(news: dict[str, Any]) -> None:
 
 
 def _resolve_inference(news: dict[str, Any]) -> None:
-    from ..hashing import tree_digest
+    from ..hashing import source_ignore, tree_digest
+    from ..paths import Policy
 
+    policy = Policy.current(news.get("path_policy"))  # containment and size guard (mldeploy.paths)
     path = news.get("inference_config")
     if is_unknown(path):
         return
     if not isinstance(path, str):
         raise ValidationError("inference_config", "must be the path of an inferenceconfig.json file")
     try:
-        cfg = InferenceConfig.from_file(path)
-        resolved = cfg.resolve(Path(path).parent)
+        cfg = InferenceConfig.from_file(path, policy)
+        resolved = cfg.resolve(Path(path).parent, policy)
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
     news["inference"] = resolved.model_dump(exclude=None if resolved.enable_gpu else {"enable_gpu"})
-    news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
+    news["source_digest"] = tree_digest(Path(resolved.source_dir), "inference_config.sourceDirectory", keep_name=False, ignore=source_ignore)[0]
     news["base_image_field"] = "base_image"
     if not news.get("base_image") and cfg.base_image:
         news["base_image"] = cfg.base_image
@@ -542,6 +545,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "stack": pulumi.get_stack(),
                 "resource_urn": urn,
                 "regenerate_key": regenerate_key,
+                "path_policy": _program_policy(),  # mldeploy.paths: stack config mldeploy:allowedRoots, size guard
                 "replicas": None,
                 "running_image": None,
                 "primary_key": None,

@@ -26,6 +26,8 @@ from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
 from requests.adapters import BaseAdapter
 
+from .replay import Interaction, Replay
+
 
 class FakeCredential:
     """A ``TokenCredential`` that hands out a fixed token and records the scopes asked for."""
@@ -87,6 +89,13 @@ class Route:
 class _Base:
     routes: list[Route] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
+    replay: Replay = field(default_factory=Replay)
+    sleeps: list[float] = field(default_factory=list)  # what the SDKs' retry/polling asked to wait, not waited
+
+    def play(self, *interactions: Interaction) -> "_Base":
+        """Answer with these recorded interactions (matched by method + path shape, see ``replay``)."""
+        self.replay.add(*interactions)
+        return self
 
     def on(self, method: str, path: str, *answers: Answer, host: str | None = None) -> "_Base":
         """Answer ``method path`` (a regex matched against the whole path, case-insensitively) with ``answers`` in turn."""
@@ -111,6 +120,9 @@ class _Base:
                     payload = body or b""
                 headers.setdefault("x-ms-request-id", f"req-{len(self.requests)}")
                 return status, payload, headers
+        played = self.replay.answer(rec.method, rec.url)
+        if played is not None:
+            return played
         raise AssertionError(f"unexpected request {rec.method} {rec.url}")
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
@@ -172,7 +184,18 @@ class FakeAzure(_Base):
         adapter = _Adapter(self)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
-        return RequestsTransport(session=session, session_owner=False)
+        return _InstantTransport(self, session=session, session_owner=False)
+
+
+class _InstantTransport(RequestsTransport):
+    """Records the waits azure-core's retry and long-running-operation polling ask for, and returns at once."""
+
+    def __init__(self, owner: "FakeAzure", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owner = owner
+
+    def sleep(self, duration: float) -> None:
+        self._owner.sleeps.append(duration)
 
 
 class FakeGraph(_Base):

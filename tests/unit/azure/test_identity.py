@@ -8,6 +8,7 @@ from mldeploy.errors import BackendError, NotFound
 
 from .conftest import ACR_ID, LOGIN, SUB, TARGET
 from .fakes import arm_error, graph_error
+from .replay import pick
 
 APP_OID = "11111111-1111-1111-1111-111111111111"
 APP_ID = "22222222-2222-2222-2222-222222222222"
@@ -18,9 +19,13 @@ G = "/v1.0"
 RA = ACR_ID + "/providers/Microsoft.Authorization/roleAssignments"
 
 
+RBAC = "azure-cli/test_create_for_rbac_with_password_with_assignment.excerpt.yaml"
+
+
 def app(name: str = "demo-pull", keys: tuple[str, ...] = (KEY1,), end: str = "2099-01-01T00:00:00Z") -> dict:  # type: ignore[type-arg]
+    """The recorded application (azure-cli create-for-rbac) with this test's ids, name, tags and passwords."""
     return {
-        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#applications/$entity",
+        **pick(RBAC, "POST", "/v1.0/applications").json,
         "id": APP_OID,
         "appId": APP_ID,
         "displayName": name,
@@ -31,22 +36,27 @@ def app(name: str = "demo-pull", keys: tuple[str, ...] = (KEY1,), end: str = "20
 
 
 def sp() -> dict:  # type: ignore[type-arg]
-    return {"id": SP_OID, "appId": APP_ID, "displayName": "demo-pull", "servicePrincipalType": "Application"}
+    """The recorded service principal with this test's ids."""
+    return {**pick(RBAC, "POST", "/v1.0/servicePrincipals").json, "id": SP_OID, "appId": APP_ID, "displayName": "demo-pull"}
 
 
 def password(key: str, secret: str) -> dict:  # type: ignore[type-arg]
-    return {"keyId": key, "secretText": secret, "displayName": "mldeploy demo-pull", "endDateTime": "2099-01-01T00:00:00Z", "hint": secret[:3]}
+    """The recorded addPassword answer with this test's key id and secret."""
+    return {**pick(RBAC, "POST", "/addPassword").json, "keyId": key, "secretText": secret, "displayName": "mldeploy demo-pull",
+            "endDateTime": "2099-01-01T00:00:00Z", "hint": secret[:3]}
 
 
 def assignment(role: str = "AcrPull", name: str = "66666666-6666-6666-6666-666666666666", scope: str = ACR_ID) -> dict:  # type: ignore[type-arg]
+    """The recorded role assignment (azure-cli create-for-rbac) for this test's principal, role and scope."""
+    recorded = pick(RBAC, "PUT", "/roleAssignments/").json
     return {
+        **recorded,
         "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
         "name": name,
-        "type": "Microsoft.Authorization/roleAssignments",
         "properties": {
+            **recorded["properties"],
             "roleDefinitionId": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_IDS[role]}",
             "principalId": SP_OID,
-            "principalType": "ServicePrincipal",
             "scope": scope,
         },
     }
@@ -54,7 +64,8 @@ def assignment(role: str = "AcrPull", name: str = "66666666-6666-6666-6666-66666
 
 @pytest.fixture
 def store(azure, graph, cred):  # type: ignore[no-untyped-def]
-    return EntraIdentityStore(TARGET, cred, azure.transport(), graph.client, replication_retries=2, replication_delay=0)
+    # The registry token probe after create is covered by test_recorded_identity.
+    return EntraIdentityStore(TARGET, cred, azure.transport(), graph.client, replication_retries=2, replication_delay=0, wait_usable=False)
 
 
 def _reads(graph, azure, assignments: list) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -169,3 +180,20 @@ def test_delete_removes_assignment_then_app_and_tolerates_missing(store, azure, 
     graph.on("GET", f"{G}/servicePrincipals\\(appId='{APP_ID}'\\)", graph_error(404, "Request_ResourceNotFound", "gone"))
     graph.on("DELETE", f"{G}/applications\\(appId='{APP_ID}'\\)", graph_error(404, "Request_ResourceNotFound", "gone"))
     store.delete(APP_ID)  # already gone: not an error
+
+
+def test_rotate_removes_the_old_password_only_once_the_registry_accepts_the_new(azure, graph, cred) -> None:  # type: ignore[no-untyped-def]
+    from .test_recorded_identity import registry_accepts, token
+
+    _reads(graph, azure, [assignment("AcrPush")])
+    graph.on("POST", f"{G}/applications/{APP_OID}/addPassword", (200, password(KEY2, "s3cret-two"), {}))
+    graph.on("POST", f"{G}/applications/{APP_OID}/removePassword", (204, b"", {}))
+    waits: list[float] = []
+    registry_accepts(azure, token("pull"), token("pull", "push"))  # the AcrPush role reaches the new password on the 2nd probe
+    store = EntraIdentityStore(TARGET, cred, azure.transport(), graph.client, sleep=waits.append)
+    _, secret = store.rotate(APP_ID, 7)
+    assert secret == "s3cret-two" and waits == [2.0]
+    probes = azure.calls("GET", "/oauth2/token")
+    assert len(probes) == 2 and probes[0].query["scope"] == ["repository:mldeploy-probe:pull,push"]
+    remove = graph.calls("POST", "removePassword")[0]
+    assert graph.requests.index(remove) == len(graph.requests) - 1, "old password removed last"

@@ -10,45 +10,45 @@ from mldeploy.backends.azure.ml_registry import AzureMlModelRegistry
 from mldeploy.errors import NotFound, ValidationError
 from mldeploy.hashing import tree_digest
 
-from .conftest import RG, STORAGE, SUB, TARGET, WS, WS_ID
+from .conftest import RG, SUB, TARGET, WS, WS_ID
 from .fakes import arm_error
+from .replay import pick
 
 MODELS = WS_ID + "/models/iris"
-BLOB_HOST = f"{STORAGE}.blob.core.windows.net"
-CONTAINER = "azureml-blobstore-0000"
+CRUD = "azure-ai-ml/test_model.pyTestModeltest_crud_file.json"
+# The recorded default datastore (azure-ai-ml's test_crud_file): its storage account and container.
+BLOB_HOST = "sagh4dshas62md4.blob.core.windows.net"
+CONTAINER = "azureml-blobstore-a6d5a3b8-8717-4928-b8f7-4c9f36d21085"
 
 
 def datastore() -> dict:  # type: ignore[type-arg]
-    return {
-        "id": WS_ID + "/datastores/workspaceblobstore",
-        "name": "workspaceblobstore",
-        "type": "Microsoft.MachineLearningServices/workspaces/datastores",
-        "properties": {
-            "datastoreType": "AzureBlob",
-            "accountName": STORAGE,
-            "containerName": CONTAINER,
-            "endpoint": "core.windows.net",
-            "protocol": "https",
-            "isDefault": True,
-            "credentials": {"credentialsType": "AccountKey"},
-        },
-    }
+    """The recorded default datastore (AccountKey credentials)."""
+    return pick(CRUD, "GET", "/datastores/workspaceblobstore").json  # type: ignore[no-any-return]
+
+
+def play_datastore(azure) -> None:  # type: ignore[no-untyped-def]
+    """The recorded datastore GET and its listSecrets (an account key) answer; the default-datastore query
+    (``GET .../datastores?isDefault=true``) answers the recorded datastore in an ARM list."""
+    azure.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
+    azure.play(pick(CRUD, "GET", "/datastores/workspaceblobstore"), pick(CRUD, "POST", "/listSecrets"))
 
 
 def version_body(version: str, digest: str, path: str, description: str = "d", tags: dict | None = None) -> dict:  # type: ignore[type-arg]
+    """The recorded model version (test_crud_file's GET) with this test's name, version, metadata and path."""
+    recorded = pick(CRUD, "GET", "/models/test_978172339514/versions/3").json
     return {
+        **recorded,
         "id": f"{MODELS}/versions/{version}",
         "name": version,
-        "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
-        "systemData": {"createdAt": "2025-06-01T10:00:00Z", "createdBy": "me", "createdByType": "User"},
+        "systemData": {**recorded["systemData"], "createdAt": "2025-06-01T10:00:00Z"},
         "properties": {
+            **recorded["properties"],
             "description": description,
             "tags": tags or {},
             "properties": {"framework": "sklearn", "mldeploy.digest": digest, "mldeploy.size_bytes": "6"},
             "modelType": "custom_model",
             "modelUri": path,
             "flavors": {},
-            "isArchived": False,
         },
     }
 
@@ -63,8 +63,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registry(azure, cred):  # type: ignore[no-untyped-def]
-    azure.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
-    azure.on("GET", WS_ID + "/datastores/workspaceblobstore", (200, datastore(), {}))
+    play_datastore(azure)
     return AzureMlModelRegistry(TARGET, cred, azure.transport())
 
 
@@ -90,14 +89,14 @@ def test_create_uploads_content_addressed_and_registers_next_version(registry, a
 
     assert (m.name, m.version, m.model_uri, m.digest, m.size_bytes) == ("iris", 3, "azureml:iris:3", digest, 6)
     assert m.tags == {"stage": "dev"} and m.properties == {"framework": "sklearn"}
-    blob = azure.calls("PUT", folder + "/model.pkl")[0]
+    blob = azure.calls("PUT", folder + "/model/model.pkl")[0]  # the folder keeps its name, as Azure ML stores it
     assert blob.body == b"abcdef" and blob.headers["x-ms-blob-type"] == "BlockBlob"
     assert azure.calls("PUT", folder + r"\.complete")[0].body == b"6"
     put = azure.calls("PUT", MODELS + "/versions/3")[0]
     assert put.api_version
     props = put.json["properties"]
     assert props["modelType"] == "custom_model"
-    assert props["modelUri"].endswith(f"/datastores/workspaceblobstore/paths/mldeploy/models/iris/{hexd}/")
+    assert props["modelUri"].endswith(f"/datastores/workspaceblobstore/paths/mldeploy/models/iris/{hexd}/model")
     assert props["properties"] == {"framework": "sklearn", "mldeploy.digest": digest, "mldeploy.size_bytes": "6"}
     assert props["tags"] == {"stage": "dev"} and props["description"] == "d"
     assert m.download == props["modelUri"]

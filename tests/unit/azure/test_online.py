@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,11 @@ from typing import Any
 import pytest
 from mldeploy.backends.azure.online import OnlineDeployer, OnlineSpec, deployment_sizing
 from mldeploy.errors import BackendError, NotFound, ValidationError
-from mldeploy.hashing import tree_digest
+from mldeploy.hashing import source_ignore, tree_digest
 
 from .conftest import SUB, TARGET, WS_ID
 from .fakes import FakeAzure, arm_error
-from .test_ml_registry import BLOB_HOST, CONTAINER, datastore
+from .test_ml_registry import BLOB_HOST, CONTAINER, datastore, play_datastore
 
 EP = WS_ID + "/onlineEndpoints/iris"
 OPS = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearningServices/locations/westeurope/mfeOperationsStatus"
@@ -22,17 +23,21 @@ FAST = {"Retry-After": "0.01"}  # LRO polls; azure-core reads fractional seconds
 
 
 class World:
-    """The workspace's endpoints and deployments as ARM keeps them, answering the REST calls."""
+    """The workspace's endpoints and deployments as ARM keeps them, answering the REST calls in the shapes
+    Azure's recording shows (test_recorded_online replays the recording itself): PUTs answer 201 with
+    ``Creating``/``Updating`` and ``scoringUri: null``, ``Azure-AsyncOperation`` + ``Location``; each
+    operation polls ``Updating`` once before its final status."""
 
     def __init__(self, azure: FakeAzure, fail_deployment: bool = False) -> None:
         self.azure = azure
         self.endpoint: dict[str, Any] | None = None
         self.deployments: dict[str, dict[str, Any]] = {}
         self.ops: dict[str, str] = {}
+        self.polled: dict[str, bool] = {}
         self.fail = fail_deployment
         a = azure
         a.on("GET", WS_ID + "/datastores", (200, {"value": [datastore()]}, {}))
-        a.on("GET", WS_ID + "/datastores/workspaceblobstore", (200, datastore(), {}))
+        play_datastore(a)
         a.on("HEAD", f"/{CONTAINER}/mldeploy/code/.*\\.complete", (404, b"", {"x-ms-error-code": "BlobNotFound"}), host=BLOB_HOST)
         a.on("PUT", f"/{CONTAINER}/mldeploy/code/.*", (201, b"", {"ETag": '"1"'}), host=BLOB_HOST)
         a.on("GET", EP, self.get_endpoint)
@@ -51,14 +56,20 @@ class World:
         a.on("PUT", WS_ID + "/codes/([^/]+)/versions/([^/]+)", self.echo)
         a.on("GET", WS_ID + "/codes/([^/]+)/versions", (200, {"value": []}, {}))
 
-    def _op(self, final: str) -> dict[str, str]:
+    def _op(self, final: str, location: str | None = None) -> dict[str, str]:
         op = f"op{len(self.ops) + 1}"
         self.ops[op] = final
-        return {"Azure-AsyncOperation": f"https://management.azure.com{OPS}/{op}?api-version=2023-10-01", **FAST}
+        headers = {"Azure-AsyncOperation": f"https://management.azure.com{OPS}/{op}?api-version=2023-10-01", **FAST}
+        if location:
+            headers["Location"] = f"https://management.azure.com{location}?api-version=2023-10-01"
+        return headers
 
     def get_op(self, req):  # type: ignore[no-untyped-def]
         op = req.path.rsplit("/", 1)[-1]
         final = self.ops[op]
+        if not self.polled.get(op):
+            self.polled[op] = True
+            return 200, {"status": "Updating", "percentComplete": 0.0}, FAST
         body: dict[str, Any] = {"status": final}
         if final == "Failed":
             body["error"] = {"code": "ResourceNotReady", "message": "User container has crashed or terminated: liveness probe failed"}
@@ -76,15 +87,18 @@ class World:
 
     def put_endpoint(self, req):  # type: ignore[no-untyped-def]
         body = req.json
-        props = body["properties"]
-        props.update(
+        created = self.endpoint is None
+        done = json.loads(json.dumps(body))
+        done["properties"].update(
             provisioningState="Succeeded",
             scoringUri="https://iris.westeurope.inference.ml.azure.com/score",
             swaggerUri="https://iris.westeurope.inference.ml.azure.com/swagger.json",
         )
-        created = self.endpoint is None
-        self.endpoint = {"id": EP, "name": "iris", "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints", **body}
-        return (201 if created else 200), self.endpoint, self._op("Succeeded")
+        self.endpoint = {"id": EP, "name": "iris", "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints", **done}
+        # As recorded: the PUT's own answer is still Creating/Updating, without a scoring URI yet.
+        answer = json.loads(json.dumps(self.endpoint))
+        answer["properties"].update(provisioningState="Creating" if created else "Updating", scoringUri=None, swaggerUri=None)
+        return (201 if created else 200), answer, self._op("Succeeded", EP)
 
     def delete_endpoint(self, req):  # type: ignore[no-untyped-def]
         if self.endpoint is None:
@@ -107,7 +121,9 @@ class World:
         body["properties"]["provisioningState"] = state
         body["properties"].setdefault("scaleSettings", {"scaleType": "Default"})  # ARM fills in the default
         self.deployments[name] = {"id": req.path, "name": name, "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments", **body}
-        return 201, self.deployments[name], self._op(state)
+        answer = json.loads(json.dumps(self.deployments[name]))
+        answer["properties"]["provisioningState"] = "Updating"  # as recorded: a new deployment starts Updating
+        return 201, answer, self._op(state, req.path)
 
     def delete_deployment(self, req):  # type: ignore[no-untyped-def]
         name = req.path.rsplit("/", 1)[-1]
@@ -129,7 +145,7 @@ def spec(source: Path, **kw: Any) -> OnlineSpec:
         endpoint="iris",
         base_image=kw.pop("base_image", IMAGE),
         source_dir=str(source),
-        source_digest=tree_digest(source)[0],
+        source_digest=tree_digest(source, keep_name=False, ignore=source_ignore)[0],
         entry_script="score.py",
         conda_file=str(source / "infenv.yml"),
         models=[{"name": "iris", "version": 1}],
@@ -162,7 +178,7 @@ def test_deploy_creates_endpoint_deployment_then_switches_traffic(azure, cred, s
     assert ep_put[-1].json["properties"]["traffic"] == {dep: 100}
     assert world.deployments.keys() == {dep}
     code = azure.calls("PUT", f"/{CONTAINER}/mldeploy/code/iris/")
-    assert sorted(c.path.rsplit("/", 1)[-1] for c in code) == sorted(["score.py", "infenv.yml", f"{tree_digest(source)[0][7:]}.complete"])
+    assert sorted(c.path.rsplit("/", 1)[-1] for c in code) == sorted(["score.py", "infenv.yml", f"{tree_digest(source, keep_name=False, ignore=source_ignore)[0][7:]}.complete"])
     assert len(azure.calls("PUT", "/codes/mldeploy-iris/versions/")) == 1
 
 
@@ -229,4 +245,4 @@ def test_code_asset_points_at_the_uploaded_blobs(azure, cred, source) -> None:  
     World(azure)
     OnlineDeployer(TARGET, cred, azure.transport()).deploy(spec(source))
     uri = azure.calls("PUT", "/codes/mldeploy-iris/versions/")[0].json["properties"]["codeUri"]
-    assert uri == f"https://{BLOB_HOST}/{CONTAINER}/mldeploy/code/iris/{tree_digest(source)[0][7:]}/"
+    assert uri == f"https://{BLOB_HOST}/{CONTAINER}/mldeploy/code/iris/{tree_digest(source, keep_name=False, ignore=source_ignore)[0][7:]}/"

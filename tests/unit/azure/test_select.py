@@ -59,3 +59,23 @@ def test_inference_deployment_check_on_azure_skips_local_only_checks() -> None:
     assert [f.reason.split(": ", 1)[0] for f in huge.failures] == ["deployment_config.containerResourceRequirements"]
     bad = InferenceDeploymentProvider().check({}, {**news, "target": "azure:/subscriptions/x"})
     assert [f.reason.split(": ", 1)[0] for f in bad.failures] == ["target"]
+
+
+def test_inference_deployment_check_rejects_an_endpoint_name_azure_ai_ml_rejects() -> None:
+    from pathlib import Path
+
+    from mldeploy.resources.inference_deployment import InferenceDeploymentProvider
+
+    demo = Path(__file__).resolve().parents[3] / "stacks" / "demo"
+    news = {
+        "service_name": "1-starts-with-a-digit",
+        "target": TARGET,
+        "inference_config": str(demo / "inferenceconfig.json"),
+        "deployment_config": {"computeType": "aci"},
+        "base_image": "mldeployacr.azurecr.io/demo/base@sha256:" + "c" * 64,
+        "models": [{"name": "iris", "version": 1, "download": "azureml://x", "digest": "sha256:" + "d" * 64}],
+        "stack": "dev",
+        "resource_urn": "urn:pulumi:dev::p::mldeploy:InferenceDeployment::svc",
+    }
+    res = InferenceDeploymentProvider().check({}, news)
+    assert [f.reason.split(": ", 1)[0] for f in res.failures] == ["service_name"], [f.reason for f in res.failures]

@@ -9,7 +9,13 @@ line goes to the ``log`` callback (Pulumi's log), until the run ends. The
 result carries the run id, its duration, and the image digest the run
 reports. A failed, cancelled or timed-out run raises ``BuildError`` with the
 log's last lines. The runs API lives in api-version 2019-06-01-preview of
-azure-mgmt-containerregistry (removed in 15.x, hence the pin below 15).
+azure-mgmt-containerregistry (removed in 15.x, hence the pin below 15); there
+``scheduleRun`` answers a plain 200 with the queued Run. A registry in ABAC mode
+(``roleAssignmentMode: AbacRepositoryPermissions``) gets the run scheduled at
+``REGISTRY_API`` with ``credentials.sourceRegistry.identity: "[caller]"``, as
+``az acr build --source-acr-auth-id [caller]`` does. ``TasksOperationsNotAllowed``
+(ACR Tasks disabled for the subscription) becomes a ``BuildError`` that says to
+build locally and push.
 
 ``AcrImageRegistry`` implements ``ImageRegistry`` on the registry's v2 API with
 an Entra token (``/oauth2/exchange`` then ``/oauth2/token``), for reading and
@@ -29,9 +35,9 @@ from typing import Any
 
 from ...context import context_files, dockerfile_path
 from ...errors import AuthError, BackendError, BuildError, NotFound, ValidationError
-from ._common import AzureTarget, azure_errors, call, parse_target
-from .credentials import ARM_SCOPE, AzureClient
-from .workspace import RegistryBound
+from ._common import AzureTarget, azure_errors, call, error_code, parse_target, translate
+from .credentials import ARM_SCOPE, AzureClient, arm_json
+from .workspace import REGISTRY_API, RegistryBound
 
 RUNS_API = "2019-06-01-preview"
 TERMINAL = ("Succeeded", "Failed", "Canceled", "Error", "Timeout")
@@ -128,11 +134,20 @@ class AcrBuilder(RegistryBound):
             timeout=timeout,
         )
         started = time.monotonic()
-        poller = call(
-            f"scheduling a build on {where}", client.registries.begin_schedule_run, reg.resource_group, reg.name, request, polling_interval=self.poll_interval
-        )
-        run = call(f"scheduling a build on {where}", poller.result)
-        run_id = run.run_id
+        try:
+            if self.info.abac:
+                # ABAC registries do not let a quick build's agent into the source registry by role; it acts as the
+                # caller (the document's `az acr build --source-acr-auth-id [caller]`), at an API version that has it.
+                body = {**request.serialize(), "credentials": {"sourceRegistry": {"identity": "[caller]"}}}
+                log(f"{reg.name} uses ABAC repository permissions: the build runs as you ([caller]), which needs 'Container Registry Repository Writer'")
+                answer = arm_json(self.credential, self._transport, "POST", f"{reg.arm_id}/scheduleRun", REGISTRY_API, body)
+                run_id = answer["properties"]["runId"]
+            else:
+                # On RUNS_API scheduleRun answers 200 with the queued Run itself; the poller only reads it.
+                poller = client.registries.begin_schedule_run(reg.resource_group, reg.name, request, polling_interval=self.poll_interval)
+                run_id = poller.result().run_id
+        except Exception as exc:
+            raise tasks_refused(exc, reg.name) or translate(exc, f"scheduling a build on {where}") from exc
         log(f"run {run_id} scheduled on {self.info.login_server}")
         offset, log_url = 0, None
         lines: list[str] = []
@@ -182,6 +197,18 @@ class AcrBuilder(RegistryBound):
             lines.append(raw)
             log(raw)
         return int(offset + end)
+
+
+def tasks_refused(exc: BaseException, registry: str) -> BuildError | None:
+    """``TasksOperationsNotAllowed`` (ACR Tasks disabled for the subscription: free trial, student and some
+    sponsored subscriptions) as a ``BuildError`` that says what to do instead; None for anything else."""
+    if "TasksOperationsNotAllowed" not in error_code(exc):
+        return None
+    return BuildError(
+        f"registry {registry} refused the remote build: ACR Tasks are not allowed on this subscription (TasksOperationsNotAllowed; "
+        "usual on free-trial and student subscriptions, and no role fixes it). Build locally and push instead: leave BaseImage's "
+        "build_on unset (the local Docker Engine builds and pushes to the registry), or ask Azure support to enable ACR Tasks"
+    )
 
 
 class AcrImageRegistry(AzureClient):

@@ -36,3 +36,27 @@ class AzureClient:
         if self._credential is None:
             self._credential = default_credential()
         return self._credential
+
+
+ARM = "https://management.azure.com"
+
+
+def arm_json(credential: Any, transport: Any, method: str, path: str, api_version: str, body: Any = None) -> Any:
+    """One ARM REST call at an API version the installed SDK does not model (e.g. a registry's
+    ``roleAssignmentMode``); the answer's JSON. Failures raise azure-core's ``HttpResponseError`` with the
+    ARM error (``.error.code``), to be translated by the caller like any SDK error."""
+    from azure.core import PipelineClient
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HeadersPolicy, RetryPolicy, UserAgentPolicy
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    policies = [HeadersPolicy(), UserAgentPolicy("mldeploy"), RetryPolicy(), BearerTokenCredentialPolicy(credential, ARM_SCOPE)]
+    kwargs = {"transport": transport} if transport is not None else {}
+    client = PipelineClient(ARM, policies=policies, **kwargs)
+    resp = client.send_request(HttpRequest(method, f"{ARM}{path}", params={"api-version": api_version}, json=body))
+    if resp.status_code == 404:
+        raise ResourceNotFoundError(response=resp, error_format=ARMErrorFormat)
+    if resp.status_code >= 400:
+        raise HttpResponseError(response=resp, error_format=ARMErrorFormat)
+    return resp.json() if resp.content else None

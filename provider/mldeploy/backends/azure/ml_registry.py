@@ -12,8 +12,13 @@ so azure-ai-ml uploads nothing itself. mldeploy's metadata is in the version's
 immutable ``properties``: ``mldeploy.digest`` and ``mldeploy.size_bytes`` beside
 the user's properties; ``description`` and ``tags`` are the mutable part.
 
-Versions are numbered here (the highest existing version + 1), as the local
-registry's MLflow does. Delete removes the version (the REST API's
+Versions are numbered here (the highest existing version + 1, archived versions
+included: the default listing hides them), as the local registry's MLflow does.
+
+Uploads authenticate as azure-ai-ml's own uploads do: with the SAS or account key
+the datastore's ``listSecrets`` hands out, or, for an identity-based datastore, the
+caller's Entra token (which needs ``Storage Blob Data Contributor``); a storage 403
+names the missing role (``datastore_credential``). Delete removes the version (the REST API's
 ``DELETE .../models/<name>/versions/<v>``, which ``MLClient.models`` does not expose
 publicly, so the generated client behind it is used) and, unless another
 version has the same digest, its blobs.
@@ -22,14 +27,16 @@ version has the same digest, its blobs.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from ...errors import BackendError, NotFound, ValidationError
+from ...errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
 from ...hashing import tree_files
 from ..protocols import RegisteredModel
-from ._common import AzureTarget, azure_errors, call, parse_target
+from ._common import AzureTarget, azure_errors, call, error_code, parse_target, status_of, translate
 from .credentials import AzureClient
 from .workspace import ml_client
 
@@ -92,8 +99,12 @@ class AzureMlModelRegistry(AzureClient):
         )
 
     def _versions(self, ml: Any, name: str) -> list[Any]:
+        """Every version of ``name``, archived ones included: the default listing (``listViewType=ActiveOnly``)
+        hides archived versions, and numbering past only the active ones would collide with an archived one."""
+        from azure.ai.ml.constants import ListViewType
+
         try:
-            return call(f"listing versions of model {name}", lambda: list(ml.models.list(name=name)))
+            return call(f"listing versions of model {name}", lambda: list(ml.models.list(name=name, list_view_type=ListViewType.ALL)))
         except NotFound:
             return []
 
@@ -123,7 +134,7 @@ class AzureMlModelRegistry(AzureClient):
         container, datastore = self._container(ml)
         size = self._upload(container, name, src, digest)
         folder = f"{PREFIX}/{name}/{digest.split(':', 1)[1]}"
-        target = f"{folder}/{src.name}" if src.is_file() else f"{folder}/"
+        target = f"{folder}/{Path(os.path.abspath(src)).name}"  # the uploaded file or folder under its own name, as Azure ML stores it
         version = max((int(v.version) for v in self._versions(ml, name) if str(v.version).isdigit()), default=0) + 1
         model = Model(
             name=name,
@@ -168,17 +179,75 @@ class AzureMlModelRegistry(AzureClient):
             self._delete_blobs(container, f"{PREFIX}/{name}/{digest.split(':', 1)[1]}")
 
 
-def default_container(ml: Any, credential: Any, transport: Any) -> tuple[Any, str]:
-    """The workspace's default datastore as a blob ``ContainerClient``, and the datastore's name."""
+DATA_ROLE = "Storage Blob Data Contributor"
+
+
+def datastore_credential(ml: Any, ds: Any, credential: Any, progress: Callable[[str], None] = lambda m: None) -> tuple[Any, str]:
+    """The credential to write to a datastore's blobs with, as azure-ai-ml's own uploads choose it
+    (``_artifact_utilities.get_datastore_info``), and what it is:
+
+    - a key- or SAS-based datastore (the workspace default, ``credentialsType: AccountKey``): the SAS token or
+      account key from ``POST .../datastores/<name>/listSecrets`` (needs the workspace action
+      ``Microsoft.MachineLearningServices/workspaces/datastores/listsecrets/action``, which Owner, Contributor
+      and AzureML Data Scientist have);
+    - an identity-based datastore, or when listSecrets is refused: the caller's Entra token, which needs the
+      data role ``Storage Blob Data Contributor`` on the storage account (Owner/Contributor have no data actions).
+    """
+    from azure.core.exceptions import HttpResponseError
+
+    kind = type(getattr(ds, "credentials", None)).__name__
+    if kind in ("NoneCredentialConfiguration", "AadCredentialConfiguration"):
+        return credential, "entra"
+    list_secrets = getattr(ml.datastores, "_list_secrets", None)
+    if list_secrets is None:  # pragma: no cover - an azure-ai-ml without it
+        return credential, "entra"
+    try:
+        secrets = list_secrets(name=ds.name, expirable_secret=True)
+    except HttpResponseError as exc:
+        progress(f"listing the secrets of datastore {ds.name} was refused (HTTP {exc.status_code}); uploading with your Entra token instead")
+        return credential, "entra"
+    sas = getattr(secrets, "sas_token", None)
+    if sas:
+        return sas, "sas"
+    key = getattr(secrets, "key", None)
+    if key:
+        return {"account_name": ds.account_name, "account_key": key}, "key"
+    return credential, "entra"
+
+
+def default_container(ml: Any, credential: Any, transport: Any, progress: Callable[[str], None] = lambda m: None) -> tuple[Any, str]:
+    """The workspace's default datastore as a blob ``ContainerClient`` (authorized as ``datastore_credential``
+    chooses), and the datastore's name."""
     from azure.storage.blob import ContainerClient
 
     ds = call("reading the workspace's default datastore", ml.datastores.get_default)
     account_url = f"{getattr(ds, 'protocol', None) or 'https'}://{ds.account_name}.blob.{getattr(ds, 'endpoint', None) or 'core.windows.net'}"
+    blob_credential, how = datastore_credential(ml, ds, credential, progress)
     kwargs = {"transport": transport} if transport is not None else {}
-    return ContainerClient(account_url, ds.container_name, credential=credential, **kwargs), ds.name
+    container = ContainerClient(account_url, ds.container_name, credential=blob_credential, **kwargs)
+    cast(Any, container).mldeploy_auth = how  # for the 403 message below
+    return container, ds.name
 
 
-def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
+def _refused(exc: BaseException, container: Any, what: str) -> MldeployError | None:
+    """An ``AuthError`` naming the missing role for a storage 403, else None."""
+    if status_of(exc) != 403:
+        return None
+    account = str(getattr(container, "account_name", "") or getattr(container, "url", ""))
+    code = getattr(exc, "error_code", None) or error_code(exc) or "AuthorizationFailure"
+    if getattr(container, "mldeploy_auth", "entra") == "entra":
+        fix = (
+            f"uploads use your Entra identity, which needs the data role '{DATA_ROLE}' on storage account {account} "
+            "(Owner and Contributor have no data actions): `az role assignment create --role "
+            f"\"{DATA_ROLE}\" --assignee <you> --scope <storage account id>`, or a role with "
+            "Microsoft.MachineLearningServices/workspaces/datastores/listsecrets/action on the workspace"
+        )
+    else:
+        fix = f"the datastore's key/SAS from listSecrets was refused by {account} (key rotated, or the account forbids shared-key access); grant '{DATA_ROLE}' instead"
+    return AuthError(f"{what}: storage refused the upload (HTTP 403 {code}): {fix}")
+
+
+def upload_verified(container: Any, folder: str, src: Path, digest: str, *, keep_name: bool = True, ignore: Any = None) -> int:
     """Upload a file or directory's files under ``folder/``, hashing the bytes sent; the total size.
 
     Skipped when ``folder.complete`` exists (the same content is stored). Raises
@@ -186,15 +255,25 @@ def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
     have ``digest``.
     """
     marker = container.get_blob_client(f"{folder}.complete")
-    with azure_errors(f"checking stored files under {folder}"):
-        if marker.exists():
-            return int(marker.download_blob().readall().decode().strip() or 0)
+    try:
+        with azure_errors(f"checking stored files under {folder}"):
+            if marker.exists():
+                return int(marker.download_blob().readall().decode().strip() or 0)
+    except MldeployError as exc:
+        refused = _refused(exc.__cause__ or exc, container, f"checking stored files under {folder}")
+        if refused:
+            raise refused from exc
+        raise
     tree = hashlib.sha256()
     total = 0
-    for rel, full in tree_files(src):
+    for rel, full in tree_files(src, keep_name=keep_name, ignore=ignore):  # as tree_digest named and hashed them
         with open(full, "rb") as f:
             reader = _HashingReader(f)
-            call(f"uploading {rel} to {folder}", container.upload_blob, f"{folder}/{rel}", reader, length=full.stat().st_size, overwrite=True)
+            try:
+                container.upload_blob(f"{folder}/{rel}", reader, length=full.stat().st_size, overwrite=True)
+            except Exception as exc:
+                what = f"uploading {rel} to {folder}"
+                raise (_refused(exc, container, what) or translate(exc, what)) from exc
         tree.update(f"{rel}\0{reader.h.hexdigest()}\n".encode())
         total += reader.n
     got = f"sha256:{tree.hexdigest()}"

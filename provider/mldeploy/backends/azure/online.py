@@ -24,15 +24,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ...errors import BackendError, NotFound, ValidationError
-from ._common import AzureTarget, call, parse_target
+from ...hashing import source_ignore
+from ._common import AzureTarget, Backoff, _message, _root, call, error_code, parse_target, status_of, translate, with_retry
 from .credentials import AzureClient
 from .ml_registry import default_container, upload_verified
+from .naming import check_deployment_name, check_endpoint_name
 from .workspace import ml_client
 
 # (cores, memory GB) of the general-purpose SKUs managed online endpoints offer, smallest first.
@@ -67,6 +70,25 @@ def deployment_sizing(deployment: dict[str, Any]) -> tuple[str, int]:
     return sku, int(count)
 
 
+def name_pending(exc: BaseException) -> str | None:
+    """A PUT of a just-deleted endpoint's name answers 404 NotFound / InferencingClientCallFailed for a while."""
+    if status_of(exc) == 404 and "InferencingClientCallFailed" in error_code(exc):
+        return "Azure has not released this endpoint name since its deletion yet (404 InferencingClientCallFailed)"
+    return None
+
+
+def name_taken(exc: BaseException, name: str) -> ValidationError | None:
+    """The name is another endpoint's in this region (names are DNS labels, unique across all subscriptions)."""
+    text = _message(_root(exc)) + " " + str(exc)
+    if "unique within a region" in text or "already exists" in text:
+        return ValidationError(
+            "service_name",
+            f"online endpoint name {name!r} is taken in this region by another endpoint (names are unique per region across all "
+            "subscriptions): choose another service_name",
+        )
+    return None
+
+
 @dataclass
 class OnlineSpec:
     endpoint: str
@@ -94,13 +116,16 @@ class OnlineSpec:
 class OnlineDeployer(AzureClient):
     """Online endpoints on one workspace. SDK clients are made per call."""
 
-    def __init__(self, workspace: AzureTarget | str, credential: Any = None, transport: Any = None, log_lines: int = 60) -> None:
+    def __init__(
+        self, workspace: AzureTarget | str, credential: Any = None, transport: Any = None, log_lines: int = 60, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.workspace = parse_target(workspace, "target") if isinstance(workspace, str) else workspace
         if self.workspace.kind != "workspace":
             raise ValidationError("target", "an online deployment needs an Azure ML workspace target")
         self._credential = credential
         self._transport = transport
         self.log_lines = log_lines
+        self._backoff = Backoff(attempts=10, first=5.0, cap=30.0, sleep=sleep)
 
     def _ml(self) -> Any:
         return ml_client(self.workspace, self.credential, self._transport)
@@ -110,18 +135,23 @@ class OnlineDeployer(AzureClient):
 
         if len(spec.models) != 1:
             raise ValidationError("models", f"a managed online deployment serves exactly one registered model; got {len(spec.models)}")
+        check_endpoint_name(spec.endpoint, "service_name")
         ml = self._ml()
         name = spec.endpoint
         try:
             endpoint = call(f"reading endpoint {name}", ml.online_endpoints.get, name)
         except NotFound:
-            log(f"creating online endpoint {name}")
+            log(f"creating online endpoint {name}; waiting while Azure answers Creating, then Updating (usually 1-3 minutes)")
             ep = ManagedOnlineEndpoint(name=name, auth_mode="key", description=spec.description or None, tags=spec.tags or None)
-            endpoint = call(f"creating endpoint {name}", lambda: ml.online_endpoints.begin_create_or_update(ep).result())
+            what = f"creating endpoint {name}"
+            try:
+                endpoint = with_retry(what, lambda: ml.online_endpoints.begin_create_or_update(ep).result(), name_pending, self._backoff, log)
+            except Exception as exc:
+                raise name_taken(exc, name) or translate(exc, what) from exc
 
-        container, _datastore = default_container(ml, self.credential, self._transport)
+        container, _datastore = default_container(ml, self.credential, self._transport, log)
         folder = f"mldeploy/code/{name}/{spec.source_digest.split(':', 1)[1]}"
-        upload_verified(container, folder, Path(spec.source_dir), spec.source_digest)
+        upload_verified(container, folder, Path(spec.source_dir), spec.source_digest, keep_name=False, ignore=source_ignore)  # as source_digest
 
         from azure.ai.ml.entities._assets import Code
 
@@ -141,7 +171,8 @@ class OnlineDeployer(AzureClient):
             instance_type=spec.instance_type,
             instance_count=spec.instance_count,
         )
-        log(f"deploying {dep_name} ({spec.instance_count} x {spec.instance_type}) to {name}")
+        check_deployment_name(dep_name)
+        log(f"deploying {dep_name} ({spec.instance_count} x {spec.instance_type}) to {name}; waiting while it is Updating (image build and probes: often 5-15 minutes)")
         try:
             result = call(
                 f"deploying {dep_name} to {name}",
@@ -157,6 +188,7 @@ class OnlineDeployer(AzureClient):
         endpoint = call(f"reading endpoint {name}", ml.online_endpoints.get, name)
         old = [d for d in (endpoint.traffic or {}) if d != dep_name]
         endpoint.traffic = {dep_name: 100}
+        log(f"waiting for endpoint {name} to take the traffic switch")
         endpoint = call(f"switching traffic of {name}", lambda: ml.online_endpoints.begin_create_or_update(endpoint).result())
         others = {d.name for d in call(f"listing deployments of {name}", lambda: list(ml.online_deployments.list(name)))} | set(old)
         for d in sorted(others - {dep_name}):

@@ -18,6 +18,7 @@ from typing import Any
 from ...errors import ValidationError
 from ..protocols import DeploySpec, LiveState
 from ._common import AzureTarget, parse_target
+from .naming import check_endpoint_name
 from .online import OnlineDeployer, OnlineSpec, deployment_sizing
 
 COMPUTE_TYPES = ("local", "aci", "aks")
@@ -46,7 +47,9 @@ class AzureRuntime:
         deployment_sizing(deployment)  # instance sizes: the smallest SKU that fits, or a ValidationError naming the field
 
     def preflight(self, spec: DeploySpec, progress: Callable[[str], None]) -> None:
-        """No I/O: the model count and the models' registry (Azure ML checks the rest when it deploys)."""
+        """The endpoint name as azure-ai-ml validates it, the model count and the models' registry (no I/O).
+        Azure ML checks the rest when it deploys; identities detect an ABAC-mode registry themselves."""
+        check_endpoint_name(spec.service, "service_name")
         models = spec.props.get("models") or []
         if not isinstance(models, list):
             return

@@ -2,23 +2,36 @@
 ``az ml workspace show -w <ws> -g <rg> --query containerRegistry``, through azure-ai-ml.
 
 ``registry_of_workspace`` answers the registry's ARM id; ``registry_info``
-adds its login server (``<name>.azurecr.io``) from azure-mgmt-containerregistry.
+adds its login server (``<name>.azurecr.io``) and its ``roleAssignmentMode``
+(read at api-version ``REGISTRY_API``: a registry in ABAC mode ignores AcrPull/AcrPush).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ...errors import BackendError
 from ._common import AzureTarget, call, parse_target
-from .credentials import AzureClient, default_credential
+from .credentials import AzureClient, arm_json, default_credential
+
+# The first registry API version that answers ``roleAssignmentMode`` and takes
+# ``credentials.sourceRegistry.identity`` on scheduleRun (azure-mgmt-containerregistry 14 models neither).
+REGISTRY_API = "2025-03-01-preview"
+ABAC = "AbacRepositoryPermissions"
 
 
 @dataclass(frozen=True)
 class RegistryInfo:
     target: AzureTarget  # kind == "registry"
     login_server: str
+    role_assignment_mode: str = "LegacyRegistryPermissions"
+
+    @property
+    def abac(self) -> bool:
+        """A registry in ABAC mode honours only the "Container Registry Repository ..." roles, not AcrPull/AcrPush."""
+        return self.role_assignment_mode == ABAC
 
 
 def ml_client(ws: AzureTarget, credential: Any = None, transport: Any = None) -> Any:
@@ -47,15 +60,12 @@ def registry_of_workspace(workspace: AzureTarget | str, credential: Any = None, 
 
 
 def registry_info(target: AzureTarget | str, credential: Any = None, transport: Any = None) -> RegistryInfo:
-    """The registry a workspace or registry target uses, with its login server."""
-    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
-
+    """The registry a workspace or registry target uses, with its login server and role assignment mode."""
     credential = credential or default_credential()
     reg = registry_of_workspace(target, credential, transport)
-    kwargs = {"transport": transport} if transport is not None else {}
-    client = ContainerRegistryManagementClient(credential, reg.subscription_id, **kwargs)
-    found = call(f"reading container registry {reg.name}", client.registries.get, reg.resource_group, reg.name)
-    return RegistryInfo(reg, found.login_server)
+    found = call(f"reading container registry {reg.name}", arm_json, credential, transport, "GET", reg.arm_id, REGISTRY_API)
+    props = found.get("properties") or {}
+    return RegistryInfo(reg, props["loginServer"], props.get("roleAssignmentMode") or "LegacyRegistryPermissions")
 
 
 class RegistryBound(AzureClient):
@@ -69,3 +79,20 @@ class RegistryBound(AzureClient):
         if self._info is None:
             self._info = registry_info(self.target, self.credential, self._transport)
         return self._info
+
+
+def preflight_registry(target: AzureTarget | str, progress: Callable[[str], None] = lambda m: None, credential: Any = None, transport: Any = None) -> RegistryInfo:
+    """Preview-time check of the registry a target uses (reads only): it exists, and how it grants access.
+
+    A registry in ABAC mode (``roleAssignmentMode: AbacRepositoryPermissions``) ignores AcrPull/AcrPush:
+    identities get "Container Registry Repository Reader/Writer" instead, and remote builds run as the
+    caller, who needs "Container Registry Repository Writer" there. Said through ``progress`` at preview.
+    """
+    info = registry_info(target, credential, transport)
+    if info.abac:
+        progress(
+            f"registry {info.target.name} uses ABAC repository permissions (roleAssignmentMode {ABAC}): identities get "
+            "'Container Registry Repository Reader/Writer' instead of AcrPull/AcrPush, and remote builds run as you, "
+            "which needs 'Container Registry Repository Writer' on it"
+        )
+    return info
