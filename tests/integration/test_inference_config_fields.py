@@ -56,7 +56,9 @@ def front(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     (d / "htpasswd").touch(mode=0o600)
     log = settings.logs_dir / f"fidelity-front-{FRONT_PORT}.access.log"
     log.unlink(missing_ok=True)
-    sock = settings.registry_dir / "registry.sock"
+    # The registry's own socket, wherever setup put it (config.yml's http.addr).
+    addr = next(line.split(":", 1)[1].strip() for line in (settings.registry_dir / "config.yml").read_text().splitlines() if line.strip().startswith("addr:"))
+    sock = Path(addr)
     (d / "nginx.conf").write_text(
         f"""user root;
 worker_processes 1;
@@ -213,3 +215,34 @@ def test_gpu_request_is_refused_where_docker_cannot_give_gpus(project: Project, 
     res = project.preview(check=False)
     assert res.returncode != 0
     assert "enableGpu" in res.output and "docker info: runtimes" in res.output and "CDI devices (none)" in res.output
+
+
+def test_base_image_built_in_the_same_up_is_checked_before_anything_of_the_deployment_is_pushed(  # type: ignore[no-untyped-def]
+    project: Project, tmp_path: Path, push_creds: Creds, docker_client, settings: Settings
+) -> None:
+    """A first deploy whose BaseImage is built in the same `up`: the python= pin cannot be checked at preview
+    (the image does not exist yet); it is checked in the deployment's create, before its own image is built or pushed."""
+    demo = copy_demo(tmp_path / "demo")
+    svc = f"fidb-{project.name[-6:]}"
+    conda = demo / "src" / "infenv.yml"
+    conda.write_text(conda.read_text().replace("python=3.11", "python=3.9"))
+    project.write(
+        "import pulumi\n"
+        "from mldeploy import BaseImageSpec, ModelService\n"
+        f"D = {str(demo)!r}\n"
+        f"s = ModelService('fb', service_name={svc!r}, models={{{svc + '-iris'!r}: D + '/model'}},\n"
+        "    inference_config=D + '/inferenceconfig.json', deployment_config={'computeType': 'local', 'port': 19313},\n"
+        f"    base_image=BaseImageSpec(context=D + '/base', repository={'fidelity/' + svc + '-base'!r}, tag='v1'))\n"
+        "pulumi.export('scoring_uri', s.scoring_uri)\n"
+    )
+    res = project.pulumi("up", "--yes", check=False)
+    assert res.returncode != 0
+    assert "inference_config.condaFile" in res.output and "pins python=3.9 but the base image has Python 3.11" in res.output, res.output[-3000:]
+    tags = requests.get(f"http://{settings.registry}/v2/mldeploy/{svc}/tags/list", headers={"Authorization": push_creds.basic}, timeout=10)
+    assert tags.status_code == 404, tags.text  # no derived image was pushed
+    assert docker_client.containers.list(all=True, filters={"label": f"mldeploy.service={svc}"}) == []
+
+    conda.write_text(conda.read_text().replace("python=3.9", "python=3.11"))
+    project.up()
+    assert requests.post(project.outputs()["scoring_uri"], json=SAMPLE, timeout=10).json() == {"predictions": ["setosa"]}
+    project.destroy()
