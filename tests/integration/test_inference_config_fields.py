@@ -246,3 +246,26 @@ def test_base_image_built_in_the_same_up_is_checked_before_anything_of_the_deplo
     project.up()
     assert requests.post(project.outputs()["scoring_uri"], json=SAMPLE, timeout=10).json() == {"predictions": ["setosa"]}
     project.destroy()
+
+
+def test_an_older_inference_server_than_the_base_has_gives_a_consistent_environment(  # type: ignore[no-untyped-def]
+    project: Project, tmp_path: Path, demo_base: str
+) -> None:
+    """The conda file pins azureml-inference-server-http 1.4.1 over a base image carrying 1.5.1 (issue 16.4)."""
+    demo = copy_demo(tmp_path / "demo")
+    conda = demo / "src" / "infenv.yml"
+    conda.write_text(conda.read_text().replace("      - joblib==1.5.1\n", "      - joblib==1.5.1\n      - azureml-inference-server-http==1.4.1\n"))
+    exports = {"scoring_uri": "dep.scoring_uri", "environment": "dep.environment", "image_ref": "dep.image_ref"}
+    project.write(deployment_program(demo, f"fido-{project.name[-6:]}", demo_base, {"computeType": "local", "port": 19314}, exports))
+    project.up()
+    outs = project.outputs()
+    assert outs["environment"]["packages"]["azureml-inference-server-http"] == "1.4.1"
+    assert int(outs["environment"]["removed_from_base"]) > 0  # 1.5.1's own dependencies (opentelemetry-sdk, ...) are gone
+    run = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "pip", outs["image_ref"]]
+    check = subprocess.run([*run, "check"], capture_output=True, text=True)
+    assert check.returncode == 0 and "No broken requirements found." in check.stdout, check.stdout + check.stderr
+    listed = subprocess.run([*run, "list", "--format", "json"], capture_output=True, text=True, check=True).stdout
+    versions = {d["name"].lower(): d["version"] for d in json.loads(listed)}
+    assert versions["azureml-inference-server-http"] == "1.4.1" and "opentelemetry-sdk" not in versions
+    assert requests.post(outs["scoring_uri"], json=SAMPLE, timeout=10).json() == {"predictions": ["setosa"]}
+    project.destroy()
