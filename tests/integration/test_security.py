@@ -138,8 +138,8 @@ pulumi.export("grant", push.grant)
 
 
 @pytest.fixture
-def scratch_repos(settings: Settings, push_creds: Creds) -> Iterator[list[str]]:
-    """Two fresh repository names; their manifests are deleted afterwards."""
+def scratch_repos(settings: Settings, push_creds: Creds, docker_client: Any) -> Iterator[list[str]]:
+    """Two fresh repository names; their manifests and local images are deleted afterwards."""
     tag = uuid.uuid4().hex[:8]
     repos = [f"sectest/a-{tag}", f"sectest/b-{tag}"]
     yield repos
@@ -151,6 +151,9 @@ def scratch_repos(settings: Settings, push_creds: Creds) -> Iterator[list[str]]:
                 reg.delete_manifest(repo, reg.manifest_digest(repo, t))
             except Exception:
                 pass
+        for image in docker_client.images.list(name=f"{settings.registry}/{repo}"):
+            with contextlib.suppress(Exception):
+                docker_client.images.remove(image.id, force=True)
 
 
 def test_push_identity_scoped_to_one_repository_is_refused_in_another(
@@ -307,7 +310,7 @@ def test_registry_disk_use_stays_flat_over_20_updates_and_returns_after_delete(
     assert anchor and not errors
     baseline = _all_blobs(settings)
     registry = OciRegistry(settings.registry, push_creds.username, push_creds.password)
-    sizes, previous = [], None
+    sizes, previous, previous_image = [], None, None
     for _ in range(20):
         _build(docker_client, settings, f"{ref}:v", payload_kb=512)
         digest, errors = _push(docker_client, ref, "v", push_creds.username, push_creds.password)
@@ -315,7 +318,8 @@ def test_registry_disk_use_stays_flat_over_20_updates_and_returns_after_delete(
         if previous:
             registry.delete_manifest(repo, previous)
             assert registry.collect_garbage()
-        previous = digest
+            docker_client.images.remove(previous_image, force=True)  # the local copy the update replaced
+        previous, previous_image = digest, docker_client.images.get(f"{ref}:v").id
         sizes.append(_repo_bytes(settings, repo, baseline))
     one_image = sizes[0]
     assert one_image > 512 * 1024
