@@ -174,8 +174,8 @@ def check_gpu(news: dict[str, Any], target: str) -> None:
     if not gpu.available:
         raise ValidationError(
             "inference_config.enableGpu",
-            f"this Docker Engine cannot give containers GPUs ({gpu.checked}): install the NVIDIA Container Toolkit "
-            "(an nvidia runtime) or enable CDI devices, or set enableGpu to false",
+            f"this machine's Docker Engine has no GPU to give containers ({gpu.checked}): install the NVIDIA "
+            "Container Toolkit (an nvidia runtime) or enable CDI devices, or set enableGpu to false",
         )
     news["gpu_device_requests"] = list(gpu.device_requests)
 
