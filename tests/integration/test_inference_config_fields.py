@@ -105,14 +105,18 @@ http {{
 
 
 @pytest.fixture(scope="module")
-def front_base(front: Front, demo_base: str, docker_client, push_creds: Creds, settings: Settings) -> str:  # type: ignore[no-untyped-def]
-    """The demo base image in the registry's storage, as the third-party front names it."""
+def front_base(front: Front, demo_base: str, docker_client, push_creds: Creds, settings: Settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The demo base image in the registry's storage, as the third-party front names it; its manifest is deleted afterwards."""
+    from mldeploy.backends.oci_registry import OciRegistry
+
     repo = f"fidelity-{secrets.token_hex(3)}/base"
     docker_client.images.get(demo_base).tag(f"{settings.registry}/{repo}", tag="v1")
     for ev in docker_client.api.push(f"{settings.registry}/{repo}", tag="v1", auth_config=push_creds.auth_config, stream=True, decode=True):
         assert "error" not in ev, ev
     docker_client.images.remove(f"{settings.registry}/{repo}:v1")
-    return f"{front.address}/{repo}:v1"
+    yield f"{front.address}/{repo}:v1"
+    reg = OciRegistry(settings.registry, push_creds.username, push_creds.password)
+    reg.delete_manifest(repo, reg.manifest_digest(repo, "v1"))
 
 
 def _inference_config(demo: Path, base_image: str | None, registry: dict[str, str] | str | None, gpu: bool = False) -> None:
