@@ -26,6 +26,14 @@ replacements, so for everything else the reasons are the top-level inputs that
 differ between the step's ``oldState.inputs`` and ``newState.inputs``.
 Secret inputs appear as ``[secret]`` on both sides, so a change to a secret
 alone shows as a change with no named input.
+
+An InferenceDeployment's ``environment`` input (the lock's summary: digest,
+wheel count and the version of each package the conda file or the base image
+names) is spelled out package by package:
+
+    - InferenceDeployment `svc`: update, environment changed: joblib 1.5.1 -> 1.5.0
+
+Package names and versions are not secrets.
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ PHRASES = {
     "deployment": "deployment config changed",
     "models": "model versions changed",
     "base_image": "base image changed",
+    "environment": "environment changed",
+    "base_registry_password": "base image registry password changed",
     "build_args": "build args changed",
     "registry_address": "registry address changed",
     "rotate_on": "rotate_on changed (secret rotation)",
@@ -125,11 +135,28 @@ def _rank(op: str) -> int:
     return OP_RANK.index(op) if op in OP_RANK else len(OP_RANK)
 
 
-def phrase(key: str, new_value: Any = None) -> str:
+def phrase(key: str, new_value: Any = None, old_value: Any = None) -> str:
     text = PHRASES.get(key) or f"{key.replace('_', ' ')} changed"
     if _is_unknown(new_value):
         text += " (known after apply)"
+    elif key == "environment":
+        text += _environment_changes(old_value, new_value)
     return text
+
+
+def _environment_changes(old: Any, new: Any) -> str:
+    """``: numpy 2.3.1 -> 2.3.2, + six 1.17.0`` from two environment summaries (``{"packages": {name: version}, ...}``)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return ""
+    a, b = old.get("packages") or {}, new.get("packages") or {}
+    parts = [f"{n} {a[n]} -> {b[n]}" for n in sorted(set(a) & set(b)) if a[n] != b[n]]
+    parts += [f"+ {n} {b[n]}" for n in sorted(set(b) - set(a))]
+    parts += [f"- {n} {a[n]}" for n in sorted(set(a) - set(b))]
+    if not parts and old.get("python") != new.get("python"):
+        parts.append(f"Python {old.get('python')} -> {new.get('python')}")
+    if not parts and old.get("digest") != new.get("digest"):
+        parts.append("dependencies of the named packages")
+    return (": " + ", ".join(parts)) if parts else ""
 
 
 def _is_unknown(value: Any) -> bool:
@@ -180,7 +207,7 @@ def _reasons(steps: list[dict[str, Any]], op: str) -> list[str]:
     keys = _unique(replace_keys + diff_keys + computed)
     if not keys:
         return ["no input changed (the provider reports drift)"] if op == "update" else []
-    return [phrase(k, new_inputs.get(k)) for k in keys]
+    return [phrase(k, new_inputs.get(k), old_inputs.get(k)) for k in keys]
 
 
 def summarise(data: dict[str, Any], errors: Iterable[str] = ()) -> Summary:

@@ -24,7 +24,12 @@ class _Camel(BaseModel):
 
 
 class BaseImageRegistry(_Camel):
-    """A private registry outside the workspace: address, username, password (a secret)."""
+    """A private registry outside the workspace: address, username, password (a secret).
+
+    The base image is pulled with exactly these credentials and they go only to
+    ``address`` (``mldeploy.base_ref``). Without username and password the pull
+    is anonymous.
+    """
 
     address: str
     username: str | None = None
@@ -41,7 +46,7 @@ class InferenceConfig(_Camel):
     source_directory: str | None = None
     enable_gpu: bool = False
     base_image: str | None = None
-    base_image_registry: BaseImageRegistry | str | None = None
+    base_image_registry: BaseImageRegistry | None = None  # the document may give a bare address string (see below)
     description: str | None = None
 
     @field_validator("base_image_registry", mode="before")
@@ -100,13 +105,12 @@ class InferenceConfig(_Camel):
             if not extra.is_file():
                 raise ValidationError("extraDockerfileSteps", f"{self.extra_dockerfile_steps} does not exist")
         walk(src, "sourceDirectory", policy, source_ignore, kind="sourceDirectory")  # links, size guard
-        if self.enable_gpu:
-            raise ValidationError("enableGpu", "this machine has no GPU and the local target runs CPU images only; set enableGpu to false")
         return ResolvedInference(
             source_dir=str(src),
             entry_script=self.entry_script,
             conda_file=str(conda) if conda else None,
             extra_dockerfile_steps=extra.read_text() if extra else None,
+            enable_gpu=self.enable_gpu,
         )
 
 
@@ -117,6 +121,7 @@ class ResolvedInference(BaseModel):
     entry_script: str
     conda_file: str | None
     extra_dockerfile_steps: str | None
+    enable_gpu: bool = False  # honoured by the target, or refused at preview naming what it checked
 
 
 class ContainerResourceRequirements(_Camel):

@@ -2,7 +2,8 @@
 
     FROM <base image, by digest>
     environment layer   the condaFile resolved into a lock (mldeploy.environment), installed
-                        from the wheelhouse with --require-hashes
+                        from the wheelhouse with --require-hashes; the base image's packages
+                        the lock replaces are uninstalled, then `pip check` must pass
     model layer         models under /var/azureml-app/azureml-models/<name>/<version>/<registered
                         file or folder, under its own name>
     code layer          the source directory, with the entry script
@@ -54,7 +55,7 @@ from .paths import walk
 
 APP_ROOT = "/var/azureml-app"
 MODELS_ROOT = f"{APP_ROOT}/azureml-models"
-PACKAGING_VERSION = "2"  # 2: registered folder names kept under <name>/<version>
+PACKAGING_VERSION = "3"  # 2: registered folder names kept under <name>/<version>; 3: base packages outside the lock removed, pip check
 
 GUNICORN_CONF = '''\
 # Written by mldeploy. gunicorn reads ./gunicorn.conf.py before its command line.
@@ -83,23 +84,46 @@ def model_dir(models: list[dict[str, Any]]) -> str:
     return MODELS_ROOT
 
 
-def requirements_lock(lock: list[dict[str, Any]]) -> str:
+Lockish = list[dict[str, Any]] | dict[str, Any]
+
+PIP_CHECK_FAILED = (
+    "the derived image has an inconsistent Python environment: pip check (above) names each package whose "
+    "requirement is not met. Pin compatible versions in the conda file, or use a base image whose packages agree with it."
+)
+
+
+def _wheels(lock: Lockish) -> list[dict[str, Any]]:
+    """The wheels of a lock given as its wheel list or as ``Lock.model_dump()``."""
+    return list(lock.get("wheels") or []) if isinstance(lock, dict) else list(lock)
+
+
+def _remove(lock: Lockish) -> list[str]:
+    return list(lock.get("remove") or []) if isinstance(lock, dict) else []
+
+
+def requirements_lock(lock: Lockish) -> str:
     """The lock as a pip requirements file with hashes (``pip install --require-hashes``)."""
-    return "".join(f"{w['name']}=={w['version']} --hash=sha256:{w['sha256']}\n" for w in lock)
+    return "".join(f"{w['name']}=={w['version']} --hash=sha256:{w['sha256']}\n" for w in _wheels(lock))
 
 
-def dockerfile(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], lock: list[dict[str, Any]]) -> str:
+def environment_steps(lock: Lockish) -> list[str]:
+    """The environment layer: install the lock, uninstall the base packages it replaces, then ``pip check``."""
+    if not _wheels(lock):
+        return []
+    run = 'RUN pip install --no-cache-dir --no-index --find-links "$WHEELHOUSE_URL" --require-hashes --no-deps -r /opt/mldeploy/requirements.lock'
+    if _remove(lock):
+        run += " \\\n && pip uninstall --yes -r /opt/mldeploy/remove.txt"
+    run += f" \\\n && {{ pip check || {{ echo '{PIP_CHECK_FAILED}' >&2; exit 1; }}; }}"
+    return ["COPY env/ /opt/mldeploy/", run]
+
+
+def dockerfile(base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], lock: Lockish) -> str:
     lines = [
         "# Derived image written by mldeploy: base, environment, model, code.",
         f"FROM {base_image}",
         "ARG WHEELHOUSE_URL",
     ]
-    if lock:
-        lines += [
-            "COPY env/requirements.lock /opt/mldeploy/requirements.lock",
-            'RUN pip install --no-cache-dir --no-index --find-links "$WHEELHOUSE_URL" --require-hashes --no-deps '
-            "-r /opt/mldeploy/requirements.lock",
-        ]
+    lines += environment_steps(lock)
     if models:
         lines.append(f"COPY models/ {MODELS_ROOT}/")
     lines += [
@@ -120,7 +144,7 @@ def _copy_keeping_mode(src: Path, dest: Path) -> None:
     shutil.copy2(src, dest)
 
 
-def write_context(dest: Path, base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], lock: list[dict[str, Any]]) -> Path:
+def write_context(dest: Path, base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], lock: Lockish) -> Path:
     """Lay out the derived image's build context in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     for rel, full in tree_files(inference["source_dir"], "sourceDirectory", keep_name=False, ignore=source_ignore):
@@ -137,12 +161,14 @@ def write_context(dest: Path, base_image: str, inference: dict[str, Any], models
             _copy_keeping_mode(src, target / src.name)
     (dest / "env").mkdir()
     (dest / "env" / "requirements.lock").write_text(requirements_lock(lock))
+    if _remove(lock):
+        (dest / "env" / "remove.txt").write_text("".join(f"{n}\n" for n in _remove(lock)))
     (dest / "Dockerfile").write_text(dockerfile(base_image, inference, models, lock))
     # The image's modes must not depend on mldeploy's umask (its state is 0600/0700): the directories and
     # the files mldeploy writes itself are made readable (as under a usual 022 umask), so a base image's
     # non-root USER can traverse and read them. The user's own files keep exactly their modes (never
     # loosened). ``dest`` itself (a private temporary directory) stays as it is.
-    generated = {dest / "app" / "gunicorn.conf.py", dest / "env" / "requirements.lock", dest / "Dockerfile"}
+    generated = {dest / "app" / "gunicorn.conf.py", dest / "env" / "requirements.lock", dest / "env" / "remove.txt", dest / "Dockerfile"}
     for path in [*dest.rglob("*")]:
         if path.is_symlink():
             continue
@@ -154,7 +180,7 @@ def write_context(dest: Path, base_image: str, inference: dict[str, Any], models
 
 
 def derived_digest(
-    base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], source_digest: str, lock: list[dict[str, Any]]
+    base_image: str, inference: dict[str, Any], models: list[dict[str, Any]], source_digest: str, lock: Lockish
 ) -> str:
     """What the derived image is made of: changes exactly when the image must be rebuilt."""
     doc = {
@@ -162,6 +188,7 @@ def derived_digest(
         "base_image": base_image,
         "entry_script": inference["entry_script"],
         "environment": requirements_lock(lock),
+        "remove": _remove(lock),
         "extra": inference.get("extra_dockerfile_steps") or "",
         "models": [[m["name"], _version(m), m["digest"]] for m in models],
         "source": source_digest,

@@ -8,6 +8,15 @@ sha256 of each wheel). The wheels go into the wheelhouse, and the derived
 image installs exactly the lock with ``pip install --no-index --require-hashes
 --no-deps``.
 
+The lock is resolved together with what the base image already has
+(``with_base``): the base's own top-level packages (those pip installed on
+request) join the requirements, pinned at the base's versions, unless the conda
+file names them (its pin wins); when those pins cannot be met together, they
+are relaxed to names only. Base packages the lock does not contain (say, the
+dependencies of a newer inference server than the file pins) are uninstalled
+(``Lock.remove``), so the image's environment is exactly the lock plus pip's own
+tools and ``pip check`` passes in it.
+
 Conda match specs are read as conda reads them:
 
     pkg            any version
@@ -19,11 +28,15 @@ Conda match specs are read as conda reads them:
 Conda names that differ on PyPI are mapped by ``CONDA_TO_PYPI``. Entries
 that are conda's own are handled explicitly (``CONDA_ONLY``): ``python`` is
 the interpreter pin, checked against the base image; the others are skipped
-with a note shown in the preview. Anything else that PyPI does not have
-fails at preview naming the entry.
+with a note, shown once, when the lock is resolved. Anything else that PyPI
+does not have fails at preview naming the entry; a package index that does not
+answer is reported as such.
 
 A lock is cached under the cache directory by the hash of what it was
-resolved from, so a no-op preview queries no package index.
+resolved from, so a no-op preview queries no package index, and by its own
+digest (``load_lock``): a deployment's inputs carry only ``Lock.summary()``
+(digest, wheel count and the version of each package the file or the base
+image names), so a diff shows which package changed and stays short.
 """
 
 from __future__ import annotations
@@ -34,7 +47,9 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -244,6 +259,71 @@ def to_requirements(env: CondaEnvironment) -> Requirements:
     return Requirements(requirements=reqs, origins=origins, notes=notes, python_pin=python_pin)
 
 
+#: pip's own tools: never locked from the base, never uninstalled.
+TOOLS = frozenset({"pip", "setuptools", "wheel", "distribute"})
+
+
+class InstalledDist(BaseModel):
+    """A distribution installed in the base image (``pip inspect``)."""
+
+    name: str
+    version: str
+    requested: bool = False  # installed on request, not as a dependency
+    direct: bool = False  # installed from a URL or path: not on the index
+    requires: list[str] = []  # its Requires-Dist
+
+    @classmethod
+    def from_inspect(cls, report: dict[str, Any]) -> list["InstalledDist"]:
+        """The ``installed`` entries of a ``pip inspect`` report."""
+        out = []
+        for item in report.get("installed") or []:
+            meta = item.get("metadata") or {}
+            if meta.get("name") and meta.get("version"):
+                out.append(
+                    cls(
+                        name=meta["name"],
+                        version=meta["version"],
+                        requested=bool(item.get("requested")),
+                        direct=bool(item.get("direct_url")),
+                        requires=list(meta.get("requires_dist") or []),
+                    )
+                )
+        return out
+
+
+def _canon(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
+def named(req: Requirements) -> set[str]:
+    """The canonical names the requirements name."""
+    from packaging.requirements import Requirement
+
+    return {_canon(Requirement(r).name) for r in req.requirements}
+
+
+def with_base(req: Requirements, base: list[InstalledDist], pinned: bool = True) -> Requirements:
+    """``req`` plus the base image's own top-level packages, at the base's versions (``pinned``) or by name only.
+
+    A package the conda file names keeps the file's pin. Packages installed from a
+    URL or path are left as they are (no index has them).
+    """
+    have = named(req)
+    extra, origins = [], dict(req.origins)
+    for d in sorted(base, key=lambda d: _canon(d.name)):
+        n = _canon(d.name)
+        if d.direct:  # kept as it is: what it needs must stay installed
+            extra += [r for r in d.requires if "extra" not in r.split(";", 1)[-1] or ";" not in r]
+            continue
+        if not d.requested or n in TOOLS or n in have:
+            continue
+        extra.append(f"{n}=={d.version}" if pinned else n)
+        origins.setdefault(n, f"the base image's {n} {d.version}")
+    return req.model_copy(update={"requirements": req.requirements + extra, "origins": origins})
+
+
 def check_python(req: Requirements, image_python: str, accept_image_python: bool, conda_file: str) -> str | None:
     """Compare the file's python pin with the image's Python (major.minor). Returns a warning, or raises."""
     if not req.python_pin:
@@ -272,12 +352,50 @@ class Lock(BaseModel):
     python: str
     platform: str
     wheels: list[LockedWheel]
+    remove: list[str] = []  # base image packages not in the lock, uninstalled before it is installed
+    roots: list[str] = []  # canonical names the conda file or the base image named
 
     def requirements_txt(self) -> str:
         return "".join(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in self.wheels)
 
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.requirements_txt().encode()).hexdigest()
+        text = self.requirements_txt() + "".join(f"remove {n}\n" for n in self.remove)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    def versions(self) -> dict[str, str]:
+        return {_canon(w.name): w.version for w in self.wheels}
+
+    def summary(self) -> dict[str, object]:
+        """What a deployment's inputs carry: short, and a pin bump changes one entry of ``packages``."""
+        v = self.versions()
+        return {
+            "digest": self.digest(),
+            "python": self.python,
+            "wheels": len(self.wheels),
+            "packages": {n: v[n] for n in sorted(self.roots) if n in v},
+            "removed_from_base": len(self.remove),
+        }
+
+
+def lock_path(cache_dir: Path, digest: str) -> Path:
+    return cache_dir / "locks" / "by-digest" / f"{digest.removeprefix('sha256:')}.json"
+
+
+def load_lock(cache_dir: Path, digest: str) -> Lock | None:
+    """The lock with this digest, as resolved earlier on this machine (``resolve`` stores each one), or None."""
+    path = lock_path(cache_dir, digest)
+    return Lock.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def changes(old: Lock | None, new: Lock) -> list[str]:
+    """Package by package, what changed between two locks: ``numpy 2.3.1 -> 2.3.2``, ``+ six 1.17.0``, ``- zipp 4.1.2``."""
+    if old is None:
+        return []
+    a, b = old.versions(), new.versions()
+    out = [f"{n} {a[n]} -> {b[n]}" for n in sorted(a.keys() & b.keys()) if a[n] != b[n]]
+    out += [f"+ {n} {b[n]}" for n in sorted(b.keys() - a.keys())]
+    out += [f"- {n} {a[n]}" for n in sorted(a.keys() - b.keys())]
+    return out
 
 
 def _pip() -> list[str]:
@@ -303,17 +421,60 @@ def cached_lock(req: Requirements, python: str, cache_dir: Path) -> Lock | None:
     return Lock.model_validate_json(path.read_text()) if path.exists() else None
 
 
-def resolve(req: Requirements, python: str, cache_dir: Path, wheelhouse: Path, progress: object = None) -> Lock:
-    """The pinned set for ``req`` on the target Python, from the cache or from pip's resolver; wheels land in the wheelhouse."""
-    hit = cached_lock(req, python, cache_dir)
-    if hit is not None and all((wheelhouse / w.filename).exists() for w in hit.wheels):
-        return hit
+def resolve(
+    req: Requirements, python: str, cache_dir: Path, wheelhouse: Path, progress: object = None, base: list[InstalledDist] | None = None
+) -> Lock:
+    """The pinned set for ``req`` on the target Python, from the cache or from pip's resolver; wheels land in the wheelhouse.
+
+    With ``base`` (the base image's installed packages), the lock is resolved
+    together with the base's own packages and says which base packages to remove
+    (module docstring). The file's notes are shown only when a lock is resolved,
+    that is once per change, not on every preview.
+    """
     say = progress if callable(progress) else (lambda m: None)
+    candidates = [with_base(req, base, pinned=True), with_base(req, base, pinned=False)] if base else [req]
+    lock: Lock | None = None
+    for full in candidates:
+        hit = cached_lock(full, python, cache_dir)
+        if hit is not None and all((wheelhouse / w.filename).exists() for w in hit.wheels):
+            lock = hit
+            break
+    if lock is None:
+        for note in req.notes:
+            say(note)
+        for i, full in enumerate(candidates):
+            try:
+                lock = _resolve(full, python, say)
+                break
+            except ValidationError as exc:
+                if i + 1 == len(candidates) or "conflict" not in exc.message:
+                    raise
+                say("the file's pins and the base image's package versions conflict; resolving again with the base packages unpinned")
+        assert lock is not None
+        _download(lock, python, wheelhouse, say)
+        path = cache_dir / "locks" / f"{lock_key(full, python)}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(lock.model_dump_json(indent=2))
+    # What the file and the base named, and the base packages the lock replaces, follow from the inputs.
+    lock = lock.model_copy(update={"roots": sorted(named(full))})
+    if base:
+        keep = set(lock.versions())
+        lock = lock.model_copy(update={"remove": sorted({_canon(d.name) for d in base if not d.direct} - keep - TOOLS)})
+    by_digest = lock_path(cache_dir, lock.digest())
+    if not by_digest.exists():
+        by_digest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = by_digest.with_suffix(".tmp")
+        tmp.write_text(lock.model_dump_json(indent=2))
+        tmp.replace(by_digest)
+    return lock
+
+
+def _resolve(req: Requirements, python: str, say: Callable[[str], None]) -> Lock:
     say(f"resolving {len(req.requirements)} requirements for Python {python} with pip")
     with tempfile.TemporaryDirectory(prefix="mldeploy-resolve-") as tmp:
         report = Path(tmp) / "report.json"
         cmd = [*_pip(), "install", "--dry-run", "--quiet", "--ignore-installed", "--target", f"{tmp}/t", "--report", str(report)]
-        cmd += _target_args(python) + req.requirements
+        cmd += ["--retries", "1", "--timeout", "15"] + _target_args(python) + req.requirements
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise _resolution_error(proc.stderr, req, python)
@@ -327,12 +488,7 @@ def resolve(req: Requirements, python: str, cache_dir: Path, wheelhouse: Path, p
             raise BackendError(f"resolving the environment: pip reported no sha256 for {filename}")
         wheels.append(LockedWheel(name=item["metadata"]["name"], version=item["metadata"]["version"], sha256=sha, filename=filename))
     wheels.sort(key=lambda w: w.name.lower())
-    lock = Lock(python=".".join(python.split(".")[:2]), platform="linux_x86_64", wheels=wheels)
-    _download(lock, python, wheelhouse, say)
-    path = cache_dir / "locks" / f"{lock_key(req, python)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(lock.model_dump_json(indent=2))
-    return lock
+    return Lock(python=".".join(python.split(".")[:2]), platform="linux_x86_64", wheels=wheels)
 
 
 def _download(lock: Lock, python: str, wheelhouse: Path, say: object) -> None:
@@ -350,9 +506,34 @@ def _download(lock: Lock, python: str, wheelhouse: Path, say: object) -> None:
             raise BackendError(f"downloading wheels into {wheelhouse}: {proc.stderr.strip()[-800:]}")
 
 
+_UNREACHABLE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Connection refused|Max retries exceeded|"
+    r"Temporary failure in name resolution|Name or service not known|ConnectTimeout|ProxyError|Could not fetch URL"
+)
+_HOST = re.compile(r"(?:HTTPS?Connection(?:Pool)?\(host='(?P<host>[^']+)', port=(?P<port>\d+)\)|Could not fetch URL (?P<url>\S+?):)")
+
+
+def _index_unreachable(stderr: str) -> str | None:
+    """The index pip could not reach, when its output says so (it then also says no version matches)."""
+    if not _UNREACHABLE.search(stderr):
+        return None
+    m = _HOST.search(stderr)
+    if not m:
+        return "the package index"
+    return m.group("url") or f"{m.group('host')}:{m.group('port')}"
+
+
 def _resolution_error(stderr: str, req: Requirements, python: str) -> Exception:
     from packaging.utils import canonicalize_name
 
+    index = _index_unreachable(stderr)
+    if index:
+        return ValidationError(
+            "inference_config.condaFile",
+            f"cannot resolve the environment: the package index {index} did not answer (pip: "
+            f"{_UNREACHABLE.search(stderr).group(0)}). Check the network and pip's index settings "  # type: ignore[union-attr]
+            "(PIP_INDEX_URL, pip.conf); locks already resolved are reused without the index.",
+        )
     m = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-\[\]]+)", stderr) or re.search(
         r"Could not find a version that satisfies the requirement ([A-Za-z0-9_.\-\[\]]+)", stderr
     )

@@ -15,6 +15,11 @@ def test_unknowns_in_both_forms_and_nested() -> None:
 
 def test_diff_unknown_counts_as_changed() -> None:
     d = diff({"a": 1, "b": 2}, {"a": Unknown(), "b": 2}, replace_keys=["a"], update_keys=["b"])
-    assert d.changes and d.replaces == ["a"]
+    assert d.changes is None and d.replaces == ["a"]  # "unknown": the engine diffs the inputs and shows only changed keys
     d = diff({"a": 1, "b": 2}, {"a": 1, "b": 2}, replace_keys=["a"], update_keys=["b"])
     assert d.changes is False and d.replaces == []
+
+
+def test_drift_alone_is_a_definite_change() -> None:
+    d = diff({"a": 1}, {"a": 1}, replace_keys=[], update_keys=["a"], drift=True)
+    assert d.changes is True

@@ -122,10 +122,11 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeRuntime]:
         return runtimes[key]
 
     def environment(news: dict[str, Any]) -> None:
-        news["environment_lock"] = [{"name": "scikit-learn", "version": "1.7.0"}]
+        news["environment"] = {"digest": "sha256:" + "e" * 64, "packages": {"scikit-learn": "1.7.0"}}
 
     monkeypatch.setattr(select, "runtime", runtime)
     monkeypatch.setattr(idp, "_resolve_environment", environment)
+    monkeypatch.setattr(idp, "_check_base_image_source", lambda news: None)  # no registry here (tests/unit/test_fidelity.py has its rules)
     monkeypatch.setattr(idp, "_build_and_push", images.build)
     monkeypatch.setattr(idp, "_delete_image", images.delete)
     runtimes["images"] = images  # type: ignore[assignment]
@@ -155,12 +156,13 @@ def target_of(shape: str) -> str:
 
 def checked(news: dict[str, Any], olds: dict[str, Any] | None = None) -> dict[str, Any]:
     res = InferenceDeploymentProvider().check(olds or {}, news)
-    assert res.failures == [], [(f.property, f.reason) for f in res.failures]
+    assert res.failures == [], [f.reason for f in res.failures]
     return dict(res.inputs)
 
 
 def failures(news: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(f.property, f.reason) for f in InferenceDeploymentProvider().check({}, news).failures]
+    """(input, message): each failure is one sentence starting with the input it names."""
+    return [tuple(f.reason.split(": ", 1)) for f in InferenceDeploymentProvider().check({}, news).failures]  # type: ignore[misc]
 
 
 # -- check --------------------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ def test_diff(world: dict[str, FakeRuntime], shape: str) -> None:
     olds = p.create(news).outs
     assert p.diff("iris", olds, news).changes is False
     d = p.diff("iris", olds, {**news, "source_digest": "sha256:" + "e" * 64})
-    assert d.changes is True and d.replaces == []
+    assert d.changes is None and d.replaces == []  # inputs changed: the engine lists which (_common.changes)
     d = p.diff("iris", olds, {**news, "service_name": "iris2"})
     assert d.replaces == ["service_name"] and d.delete_before_replace is True
     assert p.diff("iris", {**olds, "state": "exited"}, news).changes is True  # stopped out of band: the next up repairs it

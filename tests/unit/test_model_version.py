@@ -100,7 +100,7 @@ def inputs(model_dir: Path, **over: Any) -> dict[str, Any]:
 
 def failures(news: dict[str, Any]) -> dict[str, str]:
     res = ModelVersionProvider().check({}, news)
-    return {f.property: f.reason for f in res.failures}
+    return dict(f.reason.split(": ", 1) for f in res.failures)  # each reason starts with the input it names
 
 
 def test_valid_inputs_pass_check_with_defaults_filled(fake: FakeRegistry, model_dir: Path) -> None:
@@ -154,13 +154,13 @@ def test_diff_replaces_on_content_name_registry_properties_and_updates_descripti
     assert same.changes is False and same.replaces == []
     assert d(path="/moved/elsewhere").changes is False  # only content counts
     content = d(digest="sha256:" + "1" * 64)
-    assert content.changes and content.replaces == ["digest"] and content.delete_before_replace is False
+    assert content.changes is None and content.replaces == ["digest"] and content.delete_before_replace is False
     assert d(model_name="other").replaces == ["model_name"]
     assert d(properties={"framework": "onnx"}).replaces == ["properties"]
     tags = d(tags={"stage": "prod"})
-    assert tags.changes is True and tags.replaces == []
+    assert tags.changes is None and tags.replaces == []
     desc = d(description="second")
-    assert desc.changes is True and desc.replaces == []
+    assert desc.changes is None and desc.replaces == []
     assert d(digest=rpc.UNKNOWN).replaces == ["digest"]
 
 

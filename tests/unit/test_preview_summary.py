@@ -142,3 +142,20 @@ def test_failed_preview_exits_1_with_the_error(name: str, message: str) -> None:
     assert "**Preview failed.**" in res.stdout and message in res.stdout
     assert res.stderr.startswith("preview failed: ")
 
+
+
+def test_check_failure_reads_as_a_sentence_naming_the_input() -> None:
+    """Recorded from the real engine: the failure names the input first, with no `property ... value {...}` prefix."""
+    res = run("sp_check_error")
+    assert "ServicePrincipal resource 'pull' has a problem: role: unknown role 'Bogus'" in res.stdout
+    assert "value {" not in res.stdout
+
+
+def test_pin_bump_names_the_changed_package() -> None:
+    """Recorded (tests/integration/test_environment.py): joblib==1.5.1 -> 1.5.0 in the conda file (inside src/)."""
+    data = recorded("env_pin_bump")
+    step = next(s for s in data["steps"] if s["op"] == "update")
+    assert step["diffReasons"] == ["environment", "source_digest"]  # the engine lists only the changed inputs
+    assert [c.line() for c in ps.summarise(data).changes] == [
+        "- InferenceDeployment `svc`: update, environment changed: joblib 1.5.1 -> 1.5.0, source digest changed"
+    ]

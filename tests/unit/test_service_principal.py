@@ -35,7 +35,7 @@ def _users(path: Path) -> dict[str, str]:
 )
 def test_check_names_the_field(news: dict, field: str, text: str) -> None:  # type: ignore[type-arg]
     res = ServicePrincipalProvider().check({}, news)
-    assert [f.property for f in res.failures] == [field]
+    assert [f.reason.split(": ", 1)[0] for f in res.failures] == [field]
     assert text in res.failures[0].reason
 
 
@@ -51,9 +51,9 @@ def test_diff_replace_vs_update() -> None:
     old = {"registry": "local", "role": "AcrPull", "display_name": "a", "rotate_on": "1", "expires_in_days": None}
     assert p.diff("id", old, dict(old)).changes is False
     d = p.diff("id", old, {**old, "role": "AcrPush"})
-    assert d.changes and d.replaces == ["role"]
+    assert d.changes is None and d.replaces == ["role"]  # None: inputs changed, the engine lists which (_common.changes)
     d = p.diff("id", old, {**old, "rotate_on": "2"})
-    assert d.changes and d.replaces == []
+    assert d.changes is None and d.replaces == []
 
 
 def test_provider_pickles_by_reference() -> None:
@@ -110,7 +110,7 @@ def test_expired_identity_is_gone(store: HtpasswdIdentityStore, tmp_path: Path) 
 )
 def test_check_repositories(news: dict, text: str) -> None:  # type: ignore[type-arg]
     res = ServicePrincipalProvider().check({}, news)
-    assert [f.property for f in res.failures] == ["repositories"]
+    assert [f.reason.split(": ", 1)[0] for f in res.failures] == ["repositories"]
     assert text in res.failures[0].reason
 
 

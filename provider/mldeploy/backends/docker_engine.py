@@ -16,6 +16,14 @@
   replaced by a tiny ``/bin/sh`` script printing ``/etc/os-release``, the
   Python version and the Conda version (one run per fact, without a shell,
   when the image has no ``/bin/sh``).
+- ``pip_inspect``: runs ``pip inspect`` in the image (no network): the Python
+  distributions it carries, for resolving a derived image's environment
+  together with them.
+- ``gpu_support``: whether this engine can give a container GPUs: an
+  ``nvidia`` runtime among ``docker info``'s Runtimes (requested with
+  ``DeviceRequest(count=-1, capabilities=[["gpu"]])``) or CDI GPU devices among
+  its DiscoveredDevices (requested by CDI device id); the answer names what was
+  checked.
 
 Docker's exceptions are translated into ``mldeploy.errors`` here and only
 here (``translate``). Engine API version: Docker 20.10's classic builder
@@ -31,6 +39,7 @@ import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -356,6 +365,53 @@ class DockerEngine:
         return ProbedFacts(os_release.strip(), py, conda)
 
 
+    def pip_inspect(self, image: str) -> dict[str, Any] | None:
+        """``pip inspect`` of the image's ``pip`` (the one the derived image's ``RUN pip install`` uses), or None without one."""
+        import json
+
+        try:
+            code, out = self._run(image, ["pip"], ["inspect"])
+        except BackendError:
+            return None
+        if code != 0:
+            return None
+        try:
+            report = json.loads(out)
+        except json.JSONDecodeError:
+            return None
+        return report if isinstance(report, dict) else None
+
+    def info(self) -> dict[str, Any]:
+        with translate("reading docker info"):
+            return dict(self.api.info())
+
+
+@dataclass(frozen=True)
+class GpuSupport:
+    """Whether an engine can give containers GPUs, how to ask for them, and what was checked."""
+
+    available: bool
+    checked: str
+    device_requests: tuple[dict[str, Any], ...] = ()
+
+
+def gpu_support(info: dict[str, Any]) -> GpuSupport:
+    """GPU support from a ``docker info`` answer (``Runtimes``, ``DiscoveredDevices``, ``CDISpecDirs``)."""
+    runtimes = sorted((info.get("Runtimes") or {}).keys())
+    cdi = [d.get("ID", "") for d in info.get("DiscoveredDevices") or [] if (d.get("Source") or "").lower() == "cdi"]
+    gpus = [d for d in cdi if "gpu" in d.lower()]
+    checked = (
+        f"docker info: runtimes {', '.join(runtimes) or '(none)'}; "
+        f"CDI devices {', '.join(cdi) or '(none)'} (CDI spec dirs {', '.join(info.get('CDISpecDirs') or []) or '(none)'})"
+    )
+    if "nvidia" in runtimes:
+        return GpuSupport(True, checked, ({"Driver": "", "Count": -1, "Capabilities": [["gpu"]]},))
+    if gpus:  # e.g. nvidia.com/gpu=0, nvidia.com/gpu=GPU-<uuid>, nvidia.com/gpu=all: ask for "all" where there is one
+        every = [d for d in gpus if d.endswith("=all")]
+        return GpuSupport(True, checked, ({"Driver": "cdi", "DeviceIDs": every or gpus},))
+    return GpuSupport(False, checked)
+
+
 def _first_version(text: str) -> str | None:
     m = re.search(r"\b(\d+\.\d+(?:\.\d+)?)\b", text or "")
     return m.group(1) if m else None
@@ -366,4 +422,4 @@ def _short(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-__all__ = ["PROBE_SCRIPT", "DockerEngine", "client", "split_ref", "translate"]
+__all__ = ["PROBE_SCRIPT", "DockerEngine", "GpuSupport", "client", "gpu_support", "split_ref", "translate"]

@@ -70,7 +70,10 @@ class LocalRuntime:
                     rt.remove(old.id, progress=progress)
             name = f"mldeploy-{spec.service}-{secrets.token_hex(3)}"
             progress(f"starting {name} on 127.0.0.1:{spec.port}")
-            c = rt.start(spec.image_ref, name, f"/var/azureml-app/{spec.entry_script}", spec.port, spec.labels, spec.health_timeout)
+            gpus = spec.props.get("gpu_device_requests")  # enableGpu: what docker_engine.gpu_support found at preview
+            c = rt.start(
+                spec.image_ref, name, f"/var/azureml-app/{spec.entry_script}", spec.port, spec.labels, spec.health_timeout, device_requests=gpus
+            )
             progress(f"healthy: http://127.0.0.1:{spec.port}/score")
             for old in self._containers(spec, progress):
                 if old.id != c.id:

@@ -70,6 +70,7 @@ class ModelService(ComponentResource):
         base_python_version: Input[str] | None = None,
         accept_image_python: bool = False,
         regenerate_key: Input[str] | None = None,
+        base_image_registry: dict[str, Any] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
         """``target``: ``"local"``/``"swarm"``/``"kubernetes"`` (or unset: the deployment's default), or the azure
@@ -79,7 +80,8 @@ class ModelService(ComponentResource):
         managed online endpoint. The rest of the program does not change.
 
         Every other ``InferenceDeployment`` option is passed through (``health_timeout``,
-        ``base_python_version`` (default: the BaseImage's), ``accept_image_python``, ``regenerate_key``);
+        ``base_python_version`` (default: the BaseImage's), ``accept_image_python``, ``regenerate_key``,
+        ``base_image_registry``);
         ``push_identity``/``pull_identity`` replace the ServicePrincipals the component would create."""
         super().__init__("mldeploy:index:ModelService", name, None, opts)
         child = ResourceOptions(parent=self)
@@ -133,6 +135,7 @@ class ModelService(ComponentResource):
             health_timeout=health_timeout,
             accept_image_python=accept_image_python,
             regenerate_key=regenerate_key,
+            base_image_registry=base_image_registry,
             opts=child,
         )
         self.scoring_uri = deployment.scoring_uri

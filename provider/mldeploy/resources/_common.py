@@ -28,14 +28,47 @@ def is_unknown(value: Any) -> bool:
     return False
 
 
+def failure(exc: ValidationError) -> CheckFailure:
+    """A check failure that reads as one sentence naming the input: ``inference_config.condaFile: ... ; fix ...``.
+
+    The property is left empty on purpose. For a named property the engine prints
+    ``property <p> value {<value of input p>} has a problem``: the value of a
+    top-level input (a path, or a secret's wrapper), and ``{<nil>}`` for a dotted
+    path such as ``inference_config.condaFile``, which is no input of its own.
+    With no property it prints ``<type> resource '<name>' has a problem: <reason>``.
+    """
+    return CheckFailure("", f"{exc.field}: {exc.message}")
+
+
+def needs(*inputs: str) -> Callable[[Callable[[dict[str, Any]], None]], Callable[[dict[str, Any]], None]]:
+    """Mark a check as depending on inputs that earlier checks read: it is skipped when one of them failed.
+
+    So a bad ``inference_config`` gives one error, not a second, false one from a
+    check that reads what the first would have filled in (``baseImage``, say).
+    """
+
+    def mark(check: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+        check.needs = inputs  # type: ignore[attr-defined]
+        return check
+
+    return mark
+
+
 def run_checks(news: dict[str, Any], *checks: Callable[[dict[str, Any]], None]) -> CheckResult:
-    """Run validators; each raises ``ValidationError`` naming the input. Unknown inputs are skipped by the validators."""
+    """Run validators in order; each raises ``ValidationError`` naming the input. Unknown inputs are skipped by the validators.
+
+    A check marked with ``needs(...)`` is skipped once a check about one of those inputs failed.
+    """
     failures: list[CheckFailure] = []
+    failed: set[str] = set()
     for check in checks:
+        if failed & set(getattr(check, "needs", ())):
+            continue
         try:
             check(news)
         except ValidationError as exc:
-            failures.append(CheckFailure(exc.field, exc.message))
+            failures.append(failure(exc))
+            failed.add(exc.field.split(".", 1)[0])
     return CheckResult(news, failures)
 
 
@@ -50,16 +83,34 @@ def diff(
     replace_keys: Iterable[str],
     update_keys: Iterable[str],
     delete_before_replace: bool = False,
+    drift: bool = False,
 ) -> DiffResult:
-    """A DiffResult from the keys that force a replacement and the keys updated in place."""
+    """A DiffResult from the keys that force a replacement and the keys updated in place.
+
+    ``drift``: something changed out of band that needs an update although no input changed.
+    """
     replaces = changed(olds, news, replace_keys)
     updates = changed(olds, news, update_keys)
     return DiffResult(
-        changes=bool(replaces or updates),
+        changes=changes(bool(replaces or updates), drift),
         replaces=replaces,
         stables=[],
         delete_before_replace=delete_before_replace if replaces else False,
     )
+
+
+def changes(inputs_changed: bool, drift: bool = False) -> bool | None:
+    """The ``changes`` of a DiffResult, so that ``preview --diff`` shows only what changed.
+
+    Pulumi's Python dynamic providers cannot return the changed keys themselves, and
+    without them the engine prints every input of an updated resource, changed or
+    not. Answering "unknown" (None) when inputs changed makes the engine diff the old
+    and new inputs itself and list only the changed keys (the replacement keys are
+    still ours). Only when nothing but drift calls for an update is the answer True.
+    """
+    if inputs_changed:
+        return None
+    return bool(drift)
 
 
 def progress(label: str, message: str) -> None:

@@ -33,12 +33,19 @@ Id: the service name. Replaced when ``service_name`` or ``target`` changes;
 everything else (base image, models, code, environment, config) is an in-place
 update. Credentials are used at deploy time only, so a rotated secret alone
 does not redeploy.
+
+The base image, environment and GPU fields (``_inference_checks``): the base
+image is checked against its registry with its own credentials
+(``baseImageRegistry``, else the pull identity on the workspace registry only)
+and pinned by digest; the conda file's ``python=`` pin and the environment are
+checked against the base image's Python and packages; ``enableGpu`` against
+what the target can give. All at preview when the base image is known, else in
+the update before anything of the deployment's own is built.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import secrets
 import tempfile
@@ -56,12 +63,19 @@ from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import BackendError, MldeployError, NotFound, ValidationError
 from ..paths import program_policy as _program_policy
 from ..settings import Settings
-from ._common import changed, is_unknown, progress, run_checks
+from . import _inference_checks as checks
+from ._common import changed, failure, is_unknown, needs, progress, run_checks
+from ._common import changes as _changes
 
 KIND = "InferenceDeployment"
 DEFAULT_PORT = 8890
 REPLACE_KEYS = ("service_name", "target")
-UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest", "environment_lock")
+UPDATE_KEYS = (
+    "base_image", "base_image_pinned", "models", "inference", "deployment", "source_digest", "environment",
+    "base_image_registry", "base_registry_password", "gpu_device_requests",
+)  # fmt: skip
+#: changed alone, these need no new image and no restart: the next pull of the base image uses them
+CREDENTIAL_KEYS = ("base_image_registry", "base_registry_password")
 KEY_OUTPUTS = ("primary_key", "secondary_key")
 
 
@@ -131,10 +145,12 @@ def _resolve_inference(news: dict[str, Any]) -> None:
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
-    news["inference"] = resolved.model_dump()
+    news["inference"] = resolved.model_dump(exclude=None if resolved.enable_gpu else {"enable_gpu"})
     news["source_digest"] = tree_digest(Path(resolved.source_dir), "inference_config.sourceDirectory", keep_name=False, ignore=source_ignore)[0]
+    news["base_image_field"] = "base_image"
     if not news.get("base_image") and cfg.base_image:
         news["base_image"] = cfg.base_image
+        news["base_image_field"] = "inference_config.baseImage"
 
 
 def _resolve_deployment(news: dict[str, Any]) -> None:
@@ -153,65 +169,39 @@ def _resolve_deployment(news: dict[str, Any]) -> None:
         runtime.validate(news["deployment"], source, _say(news))
 
 
+@needs("inference_config")
 def _check_base_image(news: dict[str, Any]) -> None:
     if not news.get("base_image") and not is_unknown(news.get("base_image")):
         raise ValidationError("base_image", "no base image: pass base_image (e.g. a BaseImage's image_ref) or set baseImage in the inference config")
 
 
-def _image_python(base_image: str, given: Any) -> str | None:
-    """The base image's Python version: from its BaseImage facts, else probed (cached by image id); None if not here yet."""
-    from ..backends.docker_engine import DockerEngine
-
-    if isinstance(given, str) and given:
-        return given
-    engine = DockerEngine()
-    try:
-        image_id = engine.inspect(base_image).id
-    except NotFound:
-        return None
-    cache = Settings.from_env().cache_dir / "image-python.json"
-    known: dict[str, str | None] = json.loads(cache.read_text()) if cache.exists() else {}
-    if image_id not in known:
-        known[image_id] = engine.probe(base_image).python_version
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(known))
-    return known[image_id]
-
-
-def _resolve_environment(news: dict[str, Any]) -> None:
-    """Resolve the conda file into a pinned lock for the base image's Python (cached: a no-op preview queries no index).
-
-    Only for targets where mldeploy builds the image (Azure ML builds the environment from the conda file itself).
-    """
-    from .. import environment as envmod
-
-    inference = news.get("inference")
-    base = news.get("base_image")
+def _builds_image(news: dict[str, Any]) -> bool:
+    """Whether mldeploy builds this target's image (Azure ML builds the environment from the conda file itself)."""
     try:
         runtime = _runtime(news)
     except ValidationError:
-        return
-    if runtime is None or not runtime.builds_image:
-        return
-    if not isinstance(inference, dict) or is_unknown(base) or not base or is_unknown(news.get("base_python_version")):
-        return  # resolved at deploy time, once the base image is known
-    conda_file = inference.get("conda_file")
-    env = envmod.CondaEnvironment.from_file(conda_file) if conda_file else envmod.CondaEnvironment(path="(no condaFile)")
-    try:
-        req = envmod.to_requirements(env)
-    except ValidationError as exc:
-        raise ValidationError("inference_config.condaFile", exc.message) from exc
-    python = _image_python(base, news.get("base_python_version"))
-    if python is None:
-        return
-    warning = envmod.check_python(req, python, bool(news.get("accept_image_python")), conda_file or "")
-    say = _say(news)
-    for note in req.notes + ([warning] if warning else []):
-        say(note)
-    settings = Settings.from_env()
-    lock = envmod.resolve(req, python, settings.cache_dir, settings.wheelhouse, say)
-    news["environment_lock"] = [w.model_dump() for w in lock.wheels]
-    news["environment_python"] = lock.python
+        return False  # _resolve_target reports it
+    return runtime is not None and runtime.builds_image
+
+
+@needs("inference_config", "base_image")
+def _check_base_image_source(news: dict[str, Any]) -> None:
+    """The base image asked of its registry with its own credentials; pinned by digest (``_inference_checks``)."""
+    if _builds_image(news):
+        checks.check_base_image(news)
+
+
+@needs("inference_config", "base_image")
+def _resolve_environment(news: dict[str, Any]) -> None:
+    """The ``python=`` pin and the lock, against the base image's Python and packages; skipped until the base image is known."""
+    if _builds_image(news):
+        checks.check_environment(news)
+
+
+@needs("inference_config", "target")
+def _check_gpu(news: dict[str, Any]) -> None:
+    if not is_unknown(news.get("target")):
+        checks.check_gpu(news, str(news.get("target") or select.DEFAULT_TARGET))
 
 
 def _check_keys(news: dict[str, Any]) -> None:
@@ -295,22 +285,17 @@ def _build_and_push(props: dict[str, Any]) -> tuple[str, str, str]:
     say = _say(props)
     service, inference, models = props["service_name"], props["inference"], props.get("models") or []
     engine = DockerEngine(progress=say)
-    try:
-        engine.inspect(props["base_image"])
-    except NotFound:
-        say(f"pulling base image {props['base_image']}")
-        engine.pull(props["base_image"], _auth(props, "pull"))
-    if not props.get("environment_lock"):  # preview could not resolve it (the base image did not exist yet)
-        _resolve_environment(props)
-        if not props.get("environment_lock"):
-            raise MldeployError(f"resolving the environment of {service}: found no Python in the base image {props['base_image']}")
-    lock = props["environment_lock"]
-    digest = derived_digest(props["base_image"], inference, models, props["source_digest"], lock)
+    try:  # pulls the base image with its own credentials; fails before anything of the deployment's own is built
+        lock = checks.deploy_lock(props).model_dump()
+    except ValidationError as exc:
+        raise MldeployError(f"{exc.field}: {exc.message}") from exc
+    base = props.get("base_image_pinned") or props["base_image"]
+    digest = derived_digest(base, inference, models, props["source_digest"], lock)
     repo = f"{settings.registry}/mldeploy/{service}"
     tag = digest.removeprefix("sha256:")[:16]
     log_path = str(settings.logs_dir / f"deploy-{service}.log")
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
-        write_context(Path(ctx), props["base_image"], inference, models, lock)
+        write_context(Path(ctx), base, inference, models, lock)
         say(f"building {repo}:{tag} (log: {log_path})")
         engine.build(ctx, "Dockerfile", f"{repo}:{tag}", {"WHEELHOUSE_URL": settings.wheelhouse_url}, log_path, label="derived image")
     say(f"pushing {repo}:{tag}")
@@ -374,21 +359,22 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         news = {**news}
         result = run_checks(
-            news, _check_service_name, _resolve_target, _resolve_inference, _resolve_deployment, _check_base_image, _resolve_environment,
-            _check_keys,
+            news, _check_service_name, _resolve_target, _resolve_inference, _resolve_deployment, _check_base_image,
+            _check_base_image_source, _resolve_environment, _check_gpu, _check_keys,
         )  # fmt: skip
         if not result.failures:
             try:
                 _preflight(news, olds)
             except ValidationError as exc:
-                result.failures.append(dynamic.CheckFailure(exc.field, exc.message))
+                result.failures.append(failure(exc))
         return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         replaces = changed(olds, news, REPLACE_KEYS)
-        updates = changed(olds, news, UPDATE_KEYS) + _drift(olds, news)
-        not_running = olds.get("state") not in (None, "running")
-        return dynamic.DiffResult(changes=bool(replaces or updates or not_running), replaces=replaces, delete_before_replace=True)
+        updates = changed(olds, news, UPDATE_KEYS)
+        drift = _drift(olds, news) or olds.get("state") not in (None, "running")
+        # None when inputs changed: the engine then lists only the changed inputs in preview --diff (_common.changes)
+        return dynamic.DiffResult(changes=_changes(bool(replaces or updates), bool(drift)), replaces=replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         runtime = _runtime(props)
@@ -414,6 +400,9 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         runtime = _runtime(news)
         assert runtime is not None
         news = {**news, **_keys(olds, news)}
+        if olds.get("state") == "running" and not _drift(olds, news) and set(changed(olds, news, UPDATE_KEYS)) <= set(CREDENTIAL_KEYS):
+            _say(news)("only the base image registry's credentials changed: nothing to rebuild or restart")
+            return dynamic.UpdateResult({**olds, **news})
         outs = _deploy(runtime, news, olds)
         if runtime.builds_image and olds.get("image_ref") and olds["image_ref"] != outs["image_ref"]:
             try:
@@ -448,6 +437,27 @@ def _identity(identity: Any, field: str) -> tuple[Any, Any]:
     return identity.client_id, identity.client_secret
 
 
+def _base_image_registry(given: dict[str, Any] | None, inference_config: str) -> tuple[Any, Any]:
+    """``baseImageRegistry`` as inputs: ``{address, username}``, and the password as a Pulumi secret.
+
+    From the ``base_image_registry`` argument, else from the inference config file
+    as the document writes it. A file that does not parse is left to ``check``,
+    which names the problem.
+    """
+    doc: Any = given
+    if doc is None:
+        try:
+            cfg = InferenceConfig.from_file(inference_config)
+        except (ValidationError, OSError):
+            return None, None
+        if cfg.base_image_registry is None:
+            return None, None
+        r = cfg.base_image_registry
+        doc = {"address": r.address, "username": r.username, "password": r.password.get_secret_value() if r.password else None}
+    password = doc.get("password")
+    return {"address": doc.get("address"), "username": doc.get("username")}, (Output.secret(password) if password is not None else None)
+
+
 def _static_urn(name: str, type_: str, parent: Any) -> str:
     """The resource's URN, for labels, computed without depending on the parent's ``urn`` Output.
 
@@ -473,7 +483,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     container_id: Output[str]
     derived_digest: Output[str]
     port: Output[int]
-    environment_lock: Output[list[dict[str, str]]]
+    environment: Output[dict[str, Any]]
     build_log: Output[str]
     container_name: Output[str]
     deployed_at: Output[str]
@@ -497,19 +507,24 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
         base_python_version: Input[str] | None = None,
         accept_image_python: bool = False,
         regenerate_key: Input[str] | None = None,
+        base_image_registry: dict[str, Any] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
         """``target``: ``local``, ``swarm``, ``kubernetes`` or ``azure:<workspace ARM id>``; unset, the stack config
         ``mldeploy:target``, else by the deployment config's computeType (``select.DEFAULT_TARGET_BY_COMPUTE_TYPE``:
         ``aks`` runs on ``kubernetes``, anything else ``local``). The kubernetes target's cluster: the stack config
         ``mldeploy:kubeconfig`` / ``mldeploy:kubeContext``, else ``KUBECONFIG``, else the embedded cluster's. ``regenerate_key`` (authEnabled):
-        ``"primary:<tag>"`` or ``"secondary:<tag>"``; each change of the value regenerates that key."""
+        ``"primary:<tag>"`` or ``"secondary:<tag>"``; each change of the value regenerates that key.
+        ``base_image_registry``: ``{"address", "username", "password"}`` (the password may be an Output) for a base
+        image on a private registry; else ``baseImageRegistry`` from the inference config file."""
         config = pulumi.Config("mldeploy")
         target = target or config.get("target")
         urn = _static_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", opts.parent if opts else None)
         push_user, push_password = _identity(push_identity, "push_identity")
         pull_user, pull_password = _identity(pull_identity, "pull_identity")
-        opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["push_password", "pull_password", "primary_key", "secondary_key"]))
+        registry, registry_password = _base_image_registry(base_image_registry, inference_config)
+        secret_outputs = ["push_password", "pull_password", "base_registry_password", "primary_key", "secondary_key"]
+        opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=secret_outputs))
         super().__init__(
             InferenceDeploymentProvider(),
             resource_name,
@@ -519,6 +534,8 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "inference_config": str(Path(inference_config).resolve()),
                 "deployment_config": str(Path(deployment_config).resolve()) if isinstance(deployment_config, str) else deployment_config,
                 "base_image": base_image,
+                "base_image_registry": registry,
+                "base_registry_password": registry_password,
                 "models": [_model_input(m) for m in models],
                 "push_username": push_user,
                 "push_password": push_password,
@@ -538,7 +555,7 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "running_image": None,
                 "primary_key": None,
                 "secondary_key": None,
-                "environment_lock": None,
+                "environment": None,
                 "build_log": None,
                 "container_name": None,
                 "deployed_at": None,

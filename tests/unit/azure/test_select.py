@@ -53,12 +53,12 @@ def test_inference_deployment_check_on_azure_skips_local_only_checks() -> None:
     assert res.failures == [], [(f.property, f.reason) for f in res.failures]
     # Target-only rules fail at preview: one model per managed online deployment, sizes Azure offers.
     two = InferenceDeploymentProvider().check({}, {**news, "models": news["models"] * 2})
-    assert [(f.property, "exactly one registered model" in f.reason) for f in two.failures] == [("models", True)]
+    assert [(f.reason.split(": ", 1)[0], "exactly one registered model" in f.reason) for f in two.failures] == [("models", True)]
     big = {"computeType": "aci", "containerResourceRequirements": {"cpu": 64, "memoryInGB": 2}}
     huge = InferenceDeploymentProvider().check({}, {**news, "deployment_config": big})
-    assert [f.property for f in huge.failures] == ["deployment_config.containerResourceRequirements"]
+    assert [f.reason.split(": ", 1)[0] for f in huge.failures] == ["deployment_config.containerResourceRequirements"]
     bad = InferenceDeploymentProvider().check({}, {**news, "target": "azure:/subscriptions/x"})
-    assert [f.property for f in bad.failures] == ["target"]
+    assert [f.reason.split(": ", 1)[0] for f in bad.failures] == ["target"]
 
 
 def test_inference_deployment_check_rejects_an_endpoint_name_azure_ai_ml_rejects() -> None:
@@ -78,4 +78,4 @@ def test_inference_deployment_check_rejects_an_endpoint_name_azure_ai_ml_rejects
         "resource_urn": "urn:pulumi:dev::p::mldeploy:InferenceDeployment::svc",
     }
     res = InferenceDeploymentProvider().check({}, news)
-    assert [f.property for f in res.failures] == ["service_name"], [(f.property, f.reason) for f in res.failures]
+    assert [f.reason.split(": ", 1)[0] for f in res.failures] == ["service_name"], [f.reason for f in res.failures]
