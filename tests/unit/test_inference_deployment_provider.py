@@ -84,6 +84,7 @@ class Images:
     def __init__(self) -> None:
         self.built: list[str] = []
         self.deleted: list[str] = []
+        self.gone: set[str] = set()  # manifests deleted from the registry out of band
 
     def build(self, props: dict[str, Any]) -> tuple[str, str, str]:
         digest = f"sha256:{len(self.built) + 1:064d}"
@@ -127,6 +128,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeRuntime]:
     monkeypatch.setattr(idp, "_resolve_environment", environment)
     monkeypatch.setattr(idp, "_build_and_push", images.build)
     monkeypatch.setattr(idp, "_delete_image", images.delete)
+    monkeypatch.setattr(idp.convergence, "manifest_missing", lambda ref, auth: ref in images.gone)
     runtimes["images"] = images  # type: ignore[assignment]
     return runtimes
 
@@ -392,3 +394,48 @@ def test_local_runtime_never_removes_another_stacks_container(monkeypatch: pytes
     with pytest.raises(ValidationError, match="already deployed by stack other/dev") as exc:
         local_runtime.LocalRuntime().preflight(spec, said.append)
     assert exc.value.field == "service_name"
+
+
+def test_a_changed_identity_is_synced_into_the_outputs_without_a_redeploy(world: dict[str, FakeRuntime], shape: str) -> None:
+    p, rt = InferenceDeploymentProvider(), world[shape]
+    news = checked(inputs(target_of(shape)))
+    olds = p.create(news).outs
+    rotated = {**news, "push_username": "push2", "push_password": "new-secret"}
+    assert p.diff("iris", olds, rotated).changes
+    deploys = len([c for c in rt.calls if c[0] == "deploy"])
+    out = p.update("iris", olds, rotated).outs
+    assert out["push_username"] == "push2" and out["push_password"] == "new-secret"
+    assert out["image_ref"] == olds["image_ref"] and len([c for c in rt.calls if c[0] == "deploy"]) == deploys
+    assert not p.diff("iris", out, rotated).changes  # and then a no-op
+
+
+def test_a_deleted_derived_manifest_is_drift_that_up_rebuilds(world: dict[str, FakeRuntime], shape: str) -> None:
+    p, images = InferenceDeploymentProvider(), world["images"]
+    news = checked(inputs(target_of(shape)))
+    olds = p.create(news).outs
+    assert "image_missing" not in p.read("iris", olds).outs
+    if shape == "azure":
+        return  # the platform's image: nothing of ours to check
+    images.gone.add(olds["image_ref"])
+    read = p.read("iris", olds).outs
+    assert read["image_missing"] is True and p.diff("iris", read, news).changes
+    out = p.update("iris", read, news).outs
+    assert out["image_ref"] == images.built[-1] != olds["image_ref"] and "image_missing" not in out
+    images.gone.clear()
+    assert "image_missing" not in p.read("iris", {**out, "image_missing": True}).outs
+
+
+def test_destroy_goes_on_when_the_registry_refuses_the_manifest_delete(world: dict[str, FakeRuntime], shape: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from mldeploy.errors import AuthError
+
+    p, rt = InferenceDeploymentProvider(), world[shape]
+    outs = p.create(checked(inputs(target_of(shape)))).outs
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AuthError("deleting: registry 127.0.0.1:5000 refused identity 'push' (HTTP 401)")
+
+    monkeypatch.setattr(idp, "_delete_image", refuse)
+    p.delete("iris", outs)
+    assert "iris" not in rt.world
+    if shape != "azure":
+        assert "left the image" in capsys.readouterr().err

@@ -49,12 +49,14 @@ from typing import Any
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
+from .. import watchdog
 from ..backends import select
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import BackendError, MldeployError, NotFound, ValidationError
 from ..settings import Settings
+from . import convergence
 from ._common import changed, is_unknown, progress, run_checks
 
 KIND = "InferenceDeployment"
@@ -62,6 +64,10 @@ DEFAULT_PORT = 8890
 REPLACE_KEYS = ("service_name", "target")
 UPDATE_KEYS = ("base_image", "models", "inference", "deployment", "source_digest", "environment_lock")
 KEY_OUTPUTS = ("primary_key", "secondary_key")
+# Credentials are synced into the outputs without a redeploy, so destroy and refresh use the current ones.
+CREDENTIAL_KEYS = ("push_username", "push_password", "pull_username", "pull_password")
+# Facts `read` reports that the next `up` repairs: containers the state does not know, a deleted image manifest.
+DRIFT_FACTS = ("unrecorded_containers", "image_missing")
 
 
 def _label(props: dict[str, Any]) -> str:
@@ -361,6 +367,7 @@ def _drift(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
         drift.append("replicas")
     if olds.get("running_image") and olds.get("running_image") != olds.get("image_ref"):
         drift.append("running_image")
+    drift += [k for k in DRIFT_FACTS if olds.get(k)]
     return drift
 
 
@@ -370,6 +377,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         news = {**news}
+        watchdog.report_interrupted(_label(news), _say(news))
         result = run_checks(
             news, _check_service_name, _resolve_target, _resolve_inference, _resolve_deployment, _check_base_image, _resolve_environment,
             _check_keys,
@@ -383,7 +391,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         replaces = changed(olds, news, REPLACE_KEYS)
-        updates = changed(olds, news, UPDATE_KEYS) + _drift(olds, news)
+        updates = changed(olds, news, UPDATE_KEYS) + _drift(olds, news) + convergence.credentials_changed(olds, news, CREDENTIAL_KEYS)
         not_running = olds.get("state") not in (None, "running")
         return dynamic.DiffResult(changes=bool(replaces or updates or not_running), replaces=replaces, delete_before_replace=True)
 
@@ -391,16 +399,20 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         runtime = _runtime(props)
         assert runtime is not None  # the target is known by the time anything is created
         props = {**props, **_keys({}, props)}
-        return dynamic.CreateResult(props["service_name"], _deploy(runtime, props, None))
+        with watchdog.intent(_label(props), "creating"):
+            return dynamic.CreateResult(props["service_name"], _deploy(runtime, props, None))
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         runtime = _runtime(props)
         assert runtime is not None
+        props = {k: v for k, v in props.items() if k not in DRIFT_FACTS}
         try:
             live = runtime.read(props.get("service_name") or id_, props)
         except NotFound:
             return dynamic.ReadResult(None, {})
         outs = {**props, "state": live.state, **live.facts}
+        if runtime.builds_image and convergence.manifest_missing(props.get("image_ref"), _auth(props, "pull")):
+            outs["image_missing"] = True  # deleted from the registry out of band: the next `up` rebuilds and pushes it
         if live.replicas is not None:
             outs["replicas"] = live.replicas
         if live.image is not None:
@@ -411,7 +423,10 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         runtime = _runtime(news)
         assert runtime is not None
         news = {**news, **_keys(olds, news)}
-        outs = _deploy(runtime, news, olds)
+        if not (changed(olds, news, UPDATE_KEYS) or _drift(olds, news)) and olds.get("state") == "running":
+            return dynamic.UpdateResult({**olds, **{k: news.get(k) for k in CREDENTIAL_KEYS}})  # only credentials changed
+        with watchdog.intent(_label(news), "updating"):
+            outs = _deploy(runtime, news, olds)
         if runtime.builds_image and olds.get("image_ref") and olds["image_ref"] != outs["image_ref"]:
             try:
                 _delete_image(olds["image_ref"], news, olds.get("derived_digest"))
@@ -423,9 +438,13 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         runtime = _runtime(props)
         assert runtime is not None
         service = props.get("service_name") or id_
-        runtime.remove(service, props, _labels({**props, "service_name": service}), _say(props))
-        if runtime.builds_image:
-            _delete_image(props.get("image_ref"), props, props.get("derived_digest"))
+        with watchdog.intent(_label(props), "deleting"):
+            runtime.remove(service, props, _labels({**props, "service_name": service}), _say(props))
+            if runtime.builds_image:
+                try:
+                    _delete_image(props.get("image_ref"), props, props.get("derived_digest"))
+                except MldeployError as exc:  # e.g. the push identity was revoked out of band: registry GC's business
+                    _say(props)(f"left the image {props.get('image_ref')} in the registry: {exc}")
 
 
 # -- resource ---------------------------------------------------------------
