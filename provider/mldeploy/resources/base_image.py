@@ -63,6 +63,7 @@ from typing import Any, cast
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
+from .. import dockerfile_check
 from ..backends import select
 from ..backends.docker_engine import DockerEngine
 from ..backends.oci_registry import OciRegistry
@@ -156,6 +157,7 @@ def _check_context(news: dict[str, Any]) -> None:
         return
     if not dockerfile_path(ctx, df).is_file():
         raise ValidationError("dockerfile", f"{str(dockerfile_path(ctx, df))!r} does not exist (relative paths are relative to the context)")
+    dockerfile_check.check_file(dockerfile_path(ctx, df))  # Docker's parse rules: a typo fails at preview
 
 
 def _check_repository(news: dict[str, Any]) -> None:

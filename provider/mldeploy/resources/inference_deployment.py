@@ -49,7 +49,7 @@ from typing import Any
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
-from .. import watchdog
+from .. import dockerfile_check, watchdog
 from ..backends import select
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
@@ -134,6 +134,11 @@ def _resolve_inference(news: dict[str, Any]) -> None:
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
+    if resolved.extra_dockerfile_steps:
+        try:
+            dockerfile_check.check(resolved.extra_dockerfile_steps, allow_no_from=True)
+        except ValueError as exc:
+            raise ValidationError("inference_config.extraDockerfileSteps", f"dockerfile parse error in {cfg.extra_dockerfile_steps} on {exc} (in {path})") from exc
     news["inference"] = resolved.model_dump()
     news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
     if not news.get("base_image") and cfg.base_image:
