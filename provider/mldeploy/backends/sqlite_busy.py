@@ -1,10 +1,10 @@
 """SQLite databases held by another process: wait (a busy timeout), then fail in one line naming the file and the holder.
 
-MLflow's SQLAlchemy store opens the registry database with pysqlite's default
-5 s busy timeout and, once that runs out, raises ``(sqlite3.OperationalError)
+MLflow's SQLAlchemy store sets a 20 s busy timeout on each session and, once
+that runs out, logs the whole traceback and raises ``(sqlite3.OperationalError)
 database is locked [SQL: ...]`` with the statement and a link. ``install``
 sets ``PRAGMA busy_timeout`` (30 s by default, ``MLDEPLOY_SQLITE_BUSY_TIMEOUT``)
-on every SQLite connection SQLAlchemy opens to a database it was given, so a
+on every SQLite connection SQLAlchemy opens (and in place of MLflow's), so a
 short lock (a backup, the MLflow UI writing) is waited out. ``explain`` turns
 what is left into one line with the cause and the fix: still locked (naming
 the processes that have the file open, from ``/proc/*/fd``), read-only, or
@@ -13,6 +13,7 @@ not openable.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -36,6 +37,13 @@ def _on_connect(dbapi_conn: object, _record: object) -> None:
         dbapi_conn.execute(f"PRAGMA busy_timeout = {int(timeout_seconds() * 1000)}")
 
 
+def _before_execute(_conn: object, _cursor: object, statement: str, parameters: object, _context: object, _many: bool) -> tuple[str, object]:
+    """MLflow sets ``PRAGMA busy_timeout = 20000`` on every session it opens: ours replaces it."""
+    if statement.lstrip().upper().startswith("PRAGMA BUSY_TIMEOUT"):
+        statement = f"PRAGMA busy_timeout = {int(timeout_seconds() * 1000)};"
+    return statement, parameters
+
+
 def install(db_path: Path) -> None:
     """Give every SQLite connection SQLAlchemy opens in this process a busy timeout; remember ``db_path`` for ``explain``."""
     from sqlalchemy import event
@@ -44,6 +52,9 @@ def install(db_path: Path) -> None:
     with _lock:
         if not _installed:
             event.listen(Engine, "connect", _on_connect)
+            event.listen(Engine, "before_cursor_execute", _before_execute, retval=True)
+            # MLflow logs the whole traceback of a database error before raising it; mldeploy says it in one line.
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         _installed.add(str(Path(db_path).resolve()))
 
 
