@@ -179,9 +179,7 @@ def test_check_resolves_configs_then_validates_and_preflights_on_the_target(worl
 
 def test_target_rules_fail_at_preview_naming_the_field(world: dict[str, FakeRuntime], shape: str) -> None:
     world[shape].refuse = {"numReplicas": "this target runs one replica"}
-    assert failures(inputs(target_of(shape), numReplicas=3)) == [
-        ("deployment_config.numReplicas", "this target runs one replica (in deployment_config)")
-    ]
+    assert failures(inputs(target_of(shape), numReplicas=3)) == [("deployment_config.numReplicas", "this target runs one replica (in deployment_config)")]
     assert [c for c, _ in world[shape].calls] == ["validate"]  # no live check once the input is known to be bad
 
 
@@ -425,17 +423,35 @@ def test_a_deleted_derived_manifest_is_drift_that_up_rebuilds(world: dict[str, F
     assert "image_missing" not in p.read("iris", {**out, "image_missing": True}).outs
 
 
-def test_destroy_goes_on_when_the_registry_refuses_the_manifest_delete(world: dict[str, FakeRuntime], shape: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_destroy_after_the_push_identity_was_revoked(
+    world: dict[str, FakeRuntime], shape: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recorded push identity is refused: a short-lived workspace identity deletes the image; if that fails too, destroy goes on."""
+    import contextlib
+
     from mldeploy.errors import AuthError
 
     p, rt = InferenceDeploymentProvider(), world[shape]
     outs = p.create(checked(inputs(target_of(shape)))).outs
+    deleted: list[str] = []
+    workspace_works = True
 
-    def refuse(*_: Any, **__: Any) -> None:
-        raise AuthError("deleting: registry 127.0.0.1:5000 refused identity 'push' (HTTP 401)")
+    def delete(image_ref: str | None, props: dict[str, Any], derived: str | None = None) -> None:
+        if props.get("push_username") != "workspace" or not workspace_works:
+            raise AuthError("deleting: registry 127.0.0.1:5000 refused identity 'push' (HTTP 401)")
+        deleted.append(str(image_ref))
 
-    monkeypatch.setattr(idp, "_delete_image", refuse)
+    @contextlib.contextmanager
+    def workspace(_ref: Any) -> Any:
+        yield {"push_username": "workspace", "push_password": "short-lived"}
+
+    monkeypatch.setattr(idp, "_delete_image", delete)
+    monkeypatch.setattr(idp.convergence, "workspace_push_auth", workspace)
     p.delete("iris", outs)
     assert "iris" not in rt.world
     if shape != "azure":
-        assert "left the image" in capsys.readouterr().err
+        assert deleted == [outs["image_ref"]] and "short-lived workspace identity" in capsys.readouterr().err
+        workspace_works = False
+        outs = p.create(checked(inputs(target_of(shape)))).outs
+        p.delete("iris", outs)
+        assert "iris" not in rt.world and "left the image" in capsys.readouterr().err

@@ -4,11 +4,15 @@
   redeploy, so ``refresh`` and ``destroy`` never use a revoked identity recorded
   by an earlier ``up``;
 - a derived image manifest deleted from the registry: ``read`` asks the registry
-  with the current pull identity; only a definite 404 counts as missing.
+  with the current pull identity; only a definite 404 counts as missing;
+- a push identity revoked out of band: ``delete`` asks the workspace for a
+  short-lived one (``workspace_push_auth``), and goes on if that fails too.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import NotFound
@@ -36,4 +40,19 @@ def manifest_missing(image_ref: Any, pull_auth: dict[str, str]) -> bool:
     return False
 
 
-__all__ = ["credentials_changed", "manifest_missing"]
+@contextlib.contextmanager
+def workspace_push_auth(image_ref: Any) -> Iterator[dict[str, str]]:
+    """``push_username``/``push_password`` of a short-lived ``AcrPush`` identity of the image's registry (the workspace's),
+    revoked when the block ends: destroy still deletes the image after the recorded push identity was revoked."""
+    from ..backends import select
+
+    address = str(image_ref).split("/", 1)[0]
+    store = select.identity_store(address)
+    ident, secret = store.create("mldeploy-destroy", "AcrPush", 1)
+    try:
+        yield {"push_username": ident.client_id, "push_password": secret}
+    finally:
+        store.delete(ident.client_id)
+
+
+__all__ = ["credentials_changed", "manifest_missing", "workspace_push_auth"]

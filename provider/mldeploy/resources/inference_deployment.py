@@ -54,7 +54,7 @@ from ..backends import select
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
-from ..errors import BackendError, MldeployError, NotFound, ValidationError
+from ..errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
 from ..settings import Settings
 from . import convergence
 from ._common import changed, is_unknown, progress, run_checks
@@ -448,7 +448,14 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
             if runtime.builds_image:
                 try:
                     _delete_image(props.get("image_ref"), props, props.get("derived_digest"))
-                except MldeployError as exc:  # e.g. the push identity was revoked out of band: registry GC's business
+                except AuthError as exc:  # the recorded push identity was revoked out of band: ask the workspace for one
+                    _say(props)(f"{exc}; deleting the image with a short-lived workspace identity instead")
+                    try:
+                        with convergence.workspace_push_auth(props.get("image_ref")) as auth:
+                            _delete_image(props.get("image_ref"), {**props, **auth}, props.get("derived_digest"))
+                    except MldeployError as again:  # registry GC's business now; destroy goes on
+                        _say(props)(f"left the image {props.get('image_ref')} in the registry: {again}")
+                except MldeployError as exc:
                     _say(props)(f"left the image {props.get('image_ref')} in the registry: {exc}")
 
 
