@@ -42,13 +42,16 @@ def test_a_provider_exits_when_its_engine_dies(tmp_path: Path) -> None:
         "sys.modules['__main__'].__spec__ = type('S', (), {'name': 'pulumi.dynamic.__main__'})()\n"
         f"watchdog.on_engine_death(lambda: open({str(marker)!r}, 'w').write('x'))\n"
         "watchdog.start()\n"
+        f"open({str(tmp_path / 'watching')!r}, 'w').write('x')\n"
         "time.sleep(60)\n"
     )
     launcher = tmp_path / "pulumi-resource-fake"
     launcher.write_text(f"#!/bin/sh\n{sys.executable} {prog}\n")
     launcher.chmod(0o755)
     engine = subprocess.Popen(["sh", "-c", f"{launcher}; sleep 60"])
-    time.sleep(1.5)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_path / "watching").exists():
+        time.sleep(0.1)
     pids = subprocess.run(["pgrep", "-f", str(prog)], capture_output=True, text=True).stdout.split()
     assert pids, "the fake provider did not start"
     engine.kill()

@@ -130,10 +130,11 @@ class MlflowModelRegistry:
         sqlite_busy.install(self.db_path)
         if not self.db_path.exists():
             with self._lock():  # the first client creates the schema; never twice at once
-                client = MlflowClient(tracking_uri=self.location, registry_uri=self.location)
+                client = self._call(MlflowClient, "create the MLflow registry", tracking_uri=self.location, registry_uri=self.location)
                 self._call(client.search_registered_models, "open the MLflow registry", max_results=1)
                 return client
-        return MlflowClient(tracking_uri=self.location, registry_uri=self.location)
+        # MlflowClient opens the database at once (schema check): a locked or read-only one fails here.
+        return self._call(MlflowClient, "open the MLflow registry", tracking_uri=self.location, registry_uri=self.location)
 
     @staticmethod
     def _call(fn: Any, what: str, *args: Any, field: str = "model_name", **kwargs: Any) -> Any:
