@@ -64,7 +64,7 @@ import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
 from .. import dockerfile_check
-from ..backends import select
+from ..backends import select, wheelhouse_probe
 from ..backends.docker_engine import DockerEngine
 from ..backends.oci_registry import OciRegistry
 from ..backends.protocols import ImageBuilder, ImageRegistry
@@ -457,6 +457,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             else:
                 log_path = _log_path(props)
                 build_log = str(log_path)
+                wheelhouse_probe.check((props.get("build_args") or {}).get("WHEELHOUSE_URL"), f"building {props['context']}")
                 progress(label, f"building {props['context']} (log: {log_path})")
                 local = engine.build(
                     props["context"],

@@ -50,7 +50,7 @@ import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
 from .. import dockerfile_check, watchdog
-from ..backends import select
+from ..backends import select, wheelhouse_probe
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
@@ -317,6 +317,7 @@ def _build_and_push(props: dict[str, Any]) -> tuple[str, str, str]:
     repo = f"{settings.registry}/mldeploy/{service}"
     tag = digest.removeprefix("sha256:")[:16]
     log_path = str(settings.logs_dir / f"deploy-{service}.log")
+    wheelhouse_probe.check(settings.wheelhouse_url, f"building the image of {service}")  # before pip's own noise
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
         write_context(Path(ctx), props["base_image"], inference, models, lock)
         say(f"building {repo}:{tag} (log: {log_path})")
