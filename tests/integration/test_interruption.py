@@ -122,6 +122,21 @@ def _assert_converged(stack: Stack, docker_client, settings, providers: list[int
     labelled = docker_client.containers.list(all=True, filters={"label": f"mldeploy.service={stack.svc}"})
     assert [c.id for c in labelled] == [outs["container_id"]]
     assert not any(_alive(pid) for pid in providers)
+
+    # No process of this project or of its swaps is left: no language host, program, provider or guard.
+    def left() -> list[str]:
+        mine = (str(stack.project.dir), f"mldeploy-{stack.svc}-")
+        found = []
+        for d in Path("/proc").iterdir():
+            cmd = _cmdline(int(d.name)) if d.name.isdigit() else ""
+            if any(m in cmd for m in mine) and _alive(int(d.name)):
+                found.append(cmd)
+        return found
+
+    deadline = time.monotonic() + 10  # a finished swap's guard exits within 0.2 s of reading "done"
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left() == [], left()
     export = json.loads(stack.project.export())
     assert not export["deployment"].get("pending_operations"), export["deployment"].get("pending_operations")
     # The registry: the recorded image is the only tag of this deployment's repository.
