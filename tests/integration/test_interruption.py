@@ -146,7 +146,8 @@ def _assert_converged(stack: Stack, docker_client, settings, providers: list[int
     # MLflow: one version of the model.
     from mlflow import MlflowClient
 
-    client = MlflowClient(registry_uri=f"sqlite:///{settings.mlflow_dir / 'mlflow.db'}")
+    uri = f"sqlite:///{settings.mlflow_dir / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert [int(v.version) for v in client.search_model_versions(f"name='{stack.svc}-iris'")] == [outs["model_version"]]
 
 
