@@ -118,3 +118,17 @@ def test_guard_process_acts_when_the_provider_dies_and_leaves_when_done(home: Pa
     provider.wait()
     out, _ = guard.communicate(timeout=5)
     assert "nothing to do" in out and not journal.exists()
+
+
+def test_local_read_reports_containers_the_state_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mldeploy.backends import docker_runtime as rt
+    from mldeploy.backends.local_runtime import LocalRuntime
+
+    other = {**LABELS, "mldeploy.urn": "urn:pulumi:prod::q::t::svc"}
+    cs = [Container("1", "recorded", "running", "i", LABELS), Container("2", "stray", "running", "i", LABELS), Container("3", "theirs", "running", "i", other)]
+    monkeypatch.setattr(rt, "find", lambda service: cs)
+    monkeypatch.setattr(rt, "get", lambda cid: next(c for c in cs if c.id == cid))
+    outputs = {"container_id": "1", "service_name": "s", "stack": "dev", "resource_urn": LABELS["mldeploy.urn"]}
+    assert LocalRuntime().read("s", outputs).facts == {"unrecorded_containers": ["stray"]}
+    cs.pop(1)
+    assert LocalRuntime().read("s", outputs).facts == {}
