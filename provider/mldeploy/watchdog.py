@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 POLL_SECONDS = 0.5
+STALE_SECONDS = 30 * 24 * 3600  # an interrupted operation's intent is forgotten after 30 days
 RECOVERY = (
     "run `pulumi cancel` (the file backend may answer that no update is in progress), then `pulumi refresh --clear-pending-creates --yes`, then `pulumi up`"
 )
@@ -159,7 +160,12 @@ def interrupted(resource: str | None = None) -> list[dict[str, str]]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if alive(int(data.get("pid", 0))) or (resource is not None and data.get("resource") != resource):
+        if alive(int(data.get("pid", 0))):
+            continue
+        if resource is not None and data.get("resource") != resource:
+            with contextlib.suppress(OSError):  # a resource that never ran again (destroyed elsewhere) is forgotten
+                if time.time() - path.stat().st_mtime > STALE_SECONDS:
+                    path.unlink()
             continue
         with contextlib.suppress(OSError):
             path.unlink()
