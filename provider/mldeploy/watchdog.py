@@ -39,6 +39,7 @@ RECOVERY = (
 
 _hooks: list[Callable[[], None]] = []
 _started = False
+_engine: tuple[int, int] | None = None  # (pid, start time) of the engine this provider serves
 _lock = threading.Lock()
 _counter = itertools.count()
 
@@ -89,7 +90,7 @@ def on_engine_death(hook: Callable[[], None]) -> None:
 
 def start() -> None:
     """Start the engine watchdog once per provider process (no-op elsewhere, or with MLDEPLOY_NO_WATCHDOG set)."""
-    global _started
+    global _started, _engine
     with _lock:
         if _started or not in_provider() or os.environ.get("MLDEPLOY_NO_WATCHDOG"):
             return
@@ -99,15 +100,21 @@ def start() -> None:
         return
     st = _stat(pid)
     assert st is not None
+    _engine = (pid, st[2])
     threading.Thread(target=_watch, args=(pid, st[2]), name="mldeploy-engine-watchdog", daemon=True).start()
 
 
+def engine_alive() -> bool:
+    """False once the engine this provider serves is gone (True when unknown: not a provider process)."""
+    if _engine is None:
+        return True
+    st = _stat(_engine[0])
+    return st is not None and st[2] == _engine[1] and not _zombie(_engine[0])
+
+
 def _watch(pid: int, starttime: int) -> None:
-    while True:
+    while engine_alive():
         time.sleep(POLL_SECONDS)
-        st = _stat(pid)
-        if st is None or st[2] != starttime or st[0] == "" or _zombie(pid):
-            break
     for hook in list(_hooks):
         with contextlib.suppress(Exception):
             hook()
@@ -146,7 +153,9 @@ def intent(resource: str, op: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if path is not None:
+        # Kept when the engine is gone: the operation was cut short (often by a BrokenPipeError on the dead
+        # engine's pipe before the watchdog's next look), and the next run reports it.
+        if path is not None and engine_alive():
             with contextlib.suppress(OSError):
                 path.unlink()
 

@@ -191,6 +191,7 @@ def _round(stack: Stack, phase: str, victim: str, docker_client, settings) -> No
     stack.project.pulumi("cancel", "--yes", check=False)
     res = stack.project.up()
     print(f"\n{phase}/{victim}: recovered; up said:\n" + "\n".join(line for line in res.output.splitlines() if "interrupted" in line))
+    assert f"the previous run was interrupted while updating InferenceDeployment {stack.svc}" in res.output  # best effort, but here always
     _assert_converged(stack, docker_client, settings, providers)
 
 

@@ -132,3 +132,18 @@ def test_local_read_reports_containers_the_state_does_not_know(monkeypatch: pyte
     assert LocalRuntime().read("s", outputs).facts == {"unrecorded_containers": ["stray"]}
     cs.pop(1)
     assert LocalRuntime().read("s", outputs).facts == {}
+
+
+def test_an_intent_outlives_an_operation_cut_short_by_the_engines_death(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stat = watchdog._stat(engine.pid)
+    assert stat is not None
+    monkeypatch.setattr(watchdog, "_engine", (engine.pid, stat[2]))
+    with watchdog.intent("InferenceDeployment a", "updating"):
+        pass
+    assert list((home / "state" / "intents").glob("*.json")) == []  # engine alive: done, forgotten
+    with pytest.raises(BrokenPipeError), watchdog.intent("InferenceDeployment a", "updating"):
+        engine.kill()
+        engine.wait()
+        raise BrokenPipeError  # what writing a progress line to the dead engine's pipe raises
+    assert len(list((home / "state" / "intents").glob("*.json"))) == 1
