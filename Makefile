@@ -7,7 +7,7 @@ STACK ?= local
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke
+.PHONY: cluster-up cluster-down setup test unit integration demo demo-down bench preview wheel mlflow-ui clean-state help azure-smoke registry-gc
 
 help:
 	@echo "make setup        install and start everything (idempotent; seconds when warm)"
@@ -19,16 +19,29 @@ help:
 	@echo "make unit         unit tests only (no engine, no Docker)"
 	@echo "make bench        setup, timings vs Pulumi's floor and raw docker (BENCH_ARGS=--quick); bench/results/"
 	@echo "make mlflow-ui    the MLflow UI on 127.0.0.1:5500 over the local model registry"
+	@echo "make registry-gc  free the local registry's unreferenced layers (GC_ARGS=--delete-untagged)"
+	@echo "make cluster-down stop the embedded Kubernetes cluster (make setup or cluster-up starts it again)"
 	@echo "make azure-smoke  the real lifecycle on Azure (needs a login and a subscription; costs money; never run by CI)"
 
 setup:
 	@bash scripts/setup.sh
 
+# The azure unit tests run in .venv-azure (the azure extra; scripts/setup.sh), everything else in .venv.
+AZURE_TESTS := tests/unit/azure tests/unit/test_azure_stack.py
+NOT_AZURE := $(addprefix --ignore=,$(AZURE_TESTS))
+
 test: setup
-	@$(ENV) python -m pytest tests $(PYTEST_ARGS)
+	@$(ENV) python -m pytest tests $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
+
+# The embedded Kubernetes cluster (the kubernetes target); `make setup` starts it too.
+cluster-up:
+	@$(ENV) bash scripts/kubernetes/build.sh && bash scripts/kubernetes/up.sh
+
+cluster-down:
+	@$(ENV) bash scripts/kubernetes/down.sh
 
 unit:
-	@$(ENV) python -m pytest tests/unit $(PYTEST_ARGS)
+	@$(ENV) python -m pytest tests/unit $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
 
 # Not part of `make test` or CI: creates real Azure resources (see the README's Azure section).
 azure-smoke: setup
@@ -66,8 +79,14 @@ mlflow-ui:
 	    --backend-store-uri "sqlite:///$$MLDEPLOY_HOME/mlflow/mlflow.db" \
 	    --default-artifact-root "$$MLDEPLOY_HOME/mlflow/artifacts"
 
+# Garbage-collect the local registry (writes get 503 + Retry-After meanwhile; see backends/registry_gc.py).
+GC_ARGS ?=
+registry-gc:
+	@$(ENV) python -m mldeploy.backends.registry_gc $(GC_ARGS)
+
 clean-state:
 	@echo "removes $(CURDIR)/.mldeploy (registry storage, Pulumi state, logs, caches)"; \
 	pkill -f "docker-registry serve $(CURDIR)/.mldeploy" || true; \
 	[ -f .mldeploy/registry/nginx.pid ] && kill $$(cat .mldeploy/registry/nginx.pid) || true; \
+	docker rm -f mldeploy-wheelhouse-$${MLDEPLOY_REGISTRY_PORT:-5000} >/dev/null 2>&1 || true; \
 	rm -rf .mldeploy

@@ -144,7 +144,8 @@ class RawDeployment:
         ctx = self.workdir / f".raw-ctx-{self.generation}"
         shutil.rmtree(ctx, ignore_errors=True)
         shutil.copytree(self.workdir / "src", ctx / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        shutil.copytree(self.workdir / "model", ctx / "models" / self.model_name / self.model_version)
+        # Azure ML's layout: the registered folder keeps its name under <name>/<version>
+        shutil.copytree(self.workdir / "model", ctx / "models" / self.model_name / self.model_version / "model")
         (ctx / "env").mkdir()
         (ctx / "env" / "requirements.lock").write_text(self.lock_text)
         (ctx / "Dockerfile").write_text(derived_dockerfile(base_ref, self.entry_script, self.model_name, self.model_version))

@@ -5,7 +5,12 @@
 # permissions listed in the README. Creates billable resources; destroys them at
 # the end (and on failure, unless KEEP=1). Never run by CI.
 set -euo pipefail
-cd "$(dirname "$0")/../stacks/azure"
+source "$(dirname "$0")/lib.sh"
+# The azure extra lives in .venv-azure (make setup); its azure-native plugin is installed
+# explicitly, since lib.sh turns off automatic plugin downloads.
+export PATH="$MLDEPLOY_ROOT/.venv-azure/bin:$PATH"
+pulumi plugin install resource azure-native "v$(python -c 'import importlib.metadata as m; print(m.version("pulumi-azure-native"))')"
+cd "$MLDEPLOY_ROOT/stacks/azure"
 : "${AZURE_SUBSCRIPTION_ID:?set AZURE_SUBSCRIPTION_ID to the subscription to use}"
 LOCATION="${AZURE_LOCATION:-westeurope}"
 SMOKE_STACK="${SMOKE_STACK:-azure-smoke}"

@@ -1,4 +1,6 @@
-# Shared environment for mldeploy's scripts. Source it; it only sets variables.
+# Shared environment for mldeploy's scripts. Source it; it sets variables and
+# umask 077 (everything mldeploy writes is private to the user who runs it; see
+# README "Security model").
 #
 # Everything mutable lives under MLDEPLOY_HOME (default: <repo>/.mldeploy):
 #   pulumi/      the Pulumi file backend          logs/       daemon and build logs
@@ -14,10 +16,35 @@ export MLDEPLOY_REGISTRY="${MLDEPLOY_REGISTRY:-127.0.0.1:$MLDEPLOY_REGISTRY_PORT
 export MLDEPLOY_BASE_OS_IMAGE="${MLDEPLOY_BASE_OS_IMAGE:-mldeploy/debian:bookworm}"
 export MLDEPLOY_WHEELHOUSE="${MLDEPLOY_WHEELHOUSE:-$MLDEPLOY_HOME/wheelhouse}"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$MLDEPLOY_HOME/pulumi}"
-# The demo passphrase for the local file backend's secrets provider. It protects
-# nothing of value on a developer machine; set your own for anything shared.
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-mldeploy-demo}"
+# The passphrase of the local file backend's secrets provider: yours when you
+# set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, else the
+# per-machine random one `make setup` writes (0600) to MLDEPLOY_PASSPHRASE_FILE.
+export MLDEPLOY_PASSPHRASE_FILE="${MLDEPLOY_PASSPHRASE_FILE:-$MLDEPLOY_HOME/pulumi/passphrase}"
+# What an earlier `source` of this file set is not "yours" (a child shell, make after .env.sh).
+[ "${MLDEPLOY_PASSPHRASE_FROM:-}" = legacy ] && unset PULUMI_CONFIG_PASSPHRASE
+[ "${MLDEPLOY_PASSPHRASE_FROM:-}" = file ] && [ "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" = "$MLDEPLOY_PASSPHRASE_FILE" ] \
+  && unset PULUMI_CONFIG_PASSPHRASE_FILE
+MLDEPLOY_PASSPHRASE_FROM=user
+if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  MLDEPLOY_PASSPHRASE_FROM=file
+  if [ -f "$MLDEPLOY_PASSPHRASE_FILE" ]; then
+    export PULUMI_CONFIG_PASSPHRASE_FILE="$MLDEPLOY_PASSPHRASE_FILE"
+  elif [ -n "$(find "$MLDEPLOY_HOME/pulumi/.pulumi/stacks" -name '*.json' -print -quit 2>/dev/null)" ]; then
+    # Stacks made before the passphrase file existed used the old published demo
+    # passphrase; say so rather than use it silently. `make setup` writes the file.
+    echo "mldeploy: no $MLDEPLOY_PASSPHRASE_FILE yet; using the old demo passphrase of the existing stacks (run make setup)" >&2
+    MLDEPLOY_PASSPHRASE_FROM=legacy
+    export PULUMI_CONFIG_PASSPHRASE=mldeploy-demo
+  fi
+fi
+export MLDEPLOY_PASSPHRASE_FROM
 export PULUMI_SKIP_UPDATE_CHECK=1
+# No automatic plugin downloads: mldeploy's programs need no resource plugin (dynamic
+# providers run in the language host), and a plugin that cannot be downloaded costs
+# every pulumi command about 2.5 s of retries. Install one with `pulumi plugin install`.
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="${PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION:-true}"
 # The Python language host built here ignores Pulumi.yaml's `virtualenv`
 # option, so the project's virtualenv must come first on PATH.
 export PATH="$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:$PATH"
+# Private by default: state, logs, caches, wheels and artifacts (0700 dirs, 0600 files).
+umask 077

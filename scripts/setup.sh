@@ -5,7 +5,7 @@
 # done, so a warm run takes seconds. Each step prints what it does and how long
 # it took; a failing step names itself and what to do.
 #
-# Steps: python, pulumi, docker, swarm, registry, base-os-image, wheelhouse, pulumi-backend.
+# Steps: python, pulumi, docker, swarm, registry, base-os-image, wheelhouse, pulumi-backend, kubernetes.
 # Run a subset with `scripts/setup.sh docker registry`.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -17,6 +17,9 @@ LANGHOST_SDK_VERSION=3.79.0
 LOGS="$MLDEPLOY_HOME/logs"
 REG="$MLDEPLOY_HOME/registry"
 mkdir -p "$LOGS" "$REG" "$MLDEPLOY_WHEELHOUSE" "$MLDEPLOY_HOME/cache"
+# Private to this user (README "Security model"): tighten what older setups left readable.
+chmod 0700 "$MLDEPLOY_HOME"
+find "$MLDEPLOY_HOME" "$MLDEPLOY_WHEELHOUSE" ! -type l -perm /077 -exec chmod go-rwx {} + 2>/dev/null || true
 
 say() { printf '  %s\n' "$*"; }
 fail() { printf '\nsetup step "%s" failed: %s\n' "$CURRENT_STEP" "$*" >&2; exit 1; }
@@ -41,19 +44,32 @@ apt_install() {
     || fail "apt-get install ${missing[*]} failed, see $LOGS/apt.log"
 }
 
-# 1. Python: .venv with mldeploy editable plus test dependencies.
-step_python() {
-  local stamp=.venv/.mldeploy-stamp want
-  want="$(sha pyproject.toml)"
-  if [ -x .venv/bin/python ] && [ "$(cat $stamp 2>/dev/null)" = "$want" ]; then
-    say ".venv is up to date ($(.venv/bin/python --version))"; return
+# 1. Python: .venv with mldeploy editable plus test dependencies; .venv-azure the same
+#    plus the azure extra (for stacks/azure and tests/unit/azure). Kept apart: the language
+#    host makes every program require the plugin of each pulumi-* package it finds.
+make_venv() {  # make_venv DIR EXTRAS
+  local dir=$1 stamp=$1/.mldeploy-stamp want
+  want="$(sha pyproject.toml) $2"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    say "$dir is up to date ($("$dir/bin/python" --version))"; return
   fi
-  command -v python3 >/dev/null || fail "python3 (3.11+) is required"
-  [ -x .venv/bin/python ] || python3 -m venv .venv || fail "could not create .venv"
-  say "installing mldeploy (editable) and test dependencies into .venv"
-  .venv/bin/pip install -q --upgrade pip >"$LOGS/pip.log" 2>&1
-  .venv/bin/pip install -q -e ".[test]" >>"$LOGS/pip.log" 2>&1 || fail "pip install failed, see $LOGS/pip.log"
-  echo "$want" >$stamp
+  # The interpreter to make virtualenvs from: python3 on PATH without the project's own .venv
+  # (lib.sh puts it first; it may be the one being replaced).
+  local py; py="$(PATH="${PATH//$MLDEPLOY_ROOT\/.venv\/bin:/}" command -v python3 || true)"
+  [ -n "$py" ] || fail "python3 (3.11+) is required"
+  py="$(readlink -f "$py")"
+  # Older setups put the azure extra into .venv: start it afresh.
+  if [ "$2" = test ] && compgen -G "$dir/lib/python3*/site-packages/pulumi_azure_native" >/dev/null; then rm -rf "$dir"; fi
+  [ -x "$dir/bin/python" ] || { rm -rf "$dir"; "$py" -m venv "$dir"; } || fail "could not create $dir"
+  say "installing mldeploy (editable) with extras [$2] into $dir"
+  "$dir/bin/pip" install -q --upgrade pip >>"$LOGS/pip.log" 2>&1
+  "$dir/bin/pip" install -q -e ".[$2]" >>"$LOGS/pip.log" 2>&1 || fail "pip install into $dir failed, see $LOGS/pip.log"
+  echo "$want" >"$stamp"
+}
+step_python() {
+  : >"$LOGS/pip.log"
+  make_venv .venv test
+  make_venv .venv-azure test,azure
 }
 
 # 2. Pulumi engine: a v3 CLI at least as new as the SDK on PATH, else build it.
@@ -129,9 +145,13 @@ step_registry() {
   command -v docker-registry >/dev/null || apt_install docker-registry
   command -v nginx >/dev/null || apt_install nginx-light
   command -v htpasswd >/dev/null || apt_install apache2-utils
-  mkdir -p "$REG/data" "$REG/nginx-tmp"
+  # run/ holds the backend socket, the GC lock and the read-only flag: only this user enters it.
+  mkdir -p "$REG/data" "$REG/nginx-tmp" "$REG/run" "$REG/scopes"
+  chmod 0700 "$REG" "$REG/data" "$REG/nginx-tmp" "$REG/run" "$REG/scopes"
   touch "$REG/htpasswd" "$REG/htpasswd-push"
-  chmod 0644 "$REG/htpasswd" "$REG/htpasswd-push"
+  chmod 0600 "$REG/htpasswd" "$REG/htpasswd-push"
+  # A garbage collection killed mid-way must not leave the registry read-only (one running holds the lock).
+  flock -n "$REG/run/gc.lock" rm -f "$REG/run/readonly" || true
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   sed -e "s|@STATE@|$REG|g" -e "s|@LOGS@|$LOGS|g" -e "s|@WHEELHOUSE@|$MLDEPLOY_WHEELHOUSE|g" \
@@ -145,13 +165,14 @@ step_registry() {
 
   if ! pgrep -f "docker-registry serve $REG/config.yml" >/dev/null || [ $changed = 1 ]; then
     pkill -f "docker-registry serve $REG/config.yml" 2>/dev/null && sleep 0.5 || true
-    rm -f "$REG/registry.sock"
+    rm -f "$REG/registry.sock" "$REG/run/registry.sock"
     say "starting docker-registry (storage: $REG/data, log: $LOGS/registry.log)"
     nohup docker-registry serve "$REG/config.yml" >>"$LOGS/registry.log" 2>&1 &
-    for _ in $(seq 1 40); do [ -S "$REG/registry.sock" ] && break; sleep 0.25; done
-    [ -S "$REG/registry.sock" ] || fail "docker-registry did not start; see $LOGS/registry.log"
-    chmod 0666 "$REG/registry.sock"
+    for _ in $(seq 1 40); do [ -S "$REG/run/registry.sock" ] && break; sleep 0.25; done
+    [ -S "$REG/run/registry.sock" ] || fail "docker-registry did not start; see $LOGS/registry.log"
   fi
+  # Only nginx (same user) may talk to the backend: no credentials are checked behind it.
+  chmod 0600 "$REG/run/registry.sock"
   if [ -f "$REG/nginx.pid" ] && kill -0 "$(cat "$REG/nginx.pid")" 2>/dev/null; then
     if [ $changed = 1 ]; then nginx -c "$REG/nginx.conf" -s reload; say "reloaded nginx"; fi
   else
@@ -165,7 +186,44 @@ step_registry() {
     [ "$code" = 401 ] && break; sleep 0.25
   done
   [ "$code" = 401 ] || fail "registry at http://$MLDEPLOY_REGISTRY/v2/ answered '$code', expected 401; see $LOGS/nginx-error.log and $LOGS/registry.log"
-  say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401)"
+  build_network
+  say "registry http://$MLDEPLOY_REGISTRY requires credentials (anonymous /v2/ -> 401); backend socket $REG/run/registry.sock is $(stat -c '%a %U' "$REG/run/registry.sock") in a 0700 directory"
+}
+
+# 4b. Image builds do not run on the host network: they share the network namespace of a
+#     wheelhouse container (busybox httpd, the wheelhouse mounted read-only) on the bridge network
+#     mldeploy-build. So http://127.0.0.1:$MLDEPLOY_REGISTRY_PORT/wheels/ in a RUN step is the
+#     wheelhouse, Debian's mirror is reached through the bridge, and the host's loopback services
+#     (the registry API, local inference services, Pulumi's engine) are out of reach.
+wheel_index() {  # pip --find-links reads this page; busybox httpd has no directory listing
+  (cd "$MLDEPLOY_WHEELHOUSE" && { echo "<html><body>"; for f in *.whl; do [ -e "$f" ] && echo "<a href=\"$f\">$f</a><br>"; done; echo "</body></html>"; } >index.html.new \
+     && mv index.html.new index.html)
+}
+build_network() {
+  local net="${MLDEPLOY_BUILD_NETWORK:-mldeploy-build}" name="mldeploy-wheelhouse-$MLDEPLOY_REGISTRY_PORT"
+  local image=mldeploy/wheelhouse-server:busybox
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || apt_install busybox-static
+  ldd /bin/busybox >/dev/null 2>&1 && fail "/bin/busybox is not statically linked (the busybox package); install busybox-static"
+  docker network inspect "$net" >/dev/null 2>&1 \
+    || docker network create --driver bridge --label mldeploy.purpose=image-builds "$net" >/dev/null \
+    || fail "could not create the Docker network $net for image builds"
+  if ! docker image inspect "$image" >/dev/null 2>&1; then
+    local d; d="$(mktemp -d)"; cp /bin/busybox "$d/busybox"
+    tar -C "$d" -c busybox | docker import -c 'ENTRYPOINT ["/busybox"]' - "$image" >/dev/null; rm -rf "$d"
+  fi
+  wheel_index
+  local want  # the inode too: a wheelhouse removed and made again (make clean-state) needs a new mount
+  want="$MLDEPLOY_WHEELHOUSE:$(stat -c %i "$MLDEPLOY_WHEELHOUSE"):$net"
+  if [ "$(docker inspect -f '{{index .Config.Labels "mldeploy.wheelhouse"}}' "$name" 2>/dev/null)" != "$want" ]; then
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    docker run -d --name "$name" --network "$net" --restart unless-stopped --read-only --cap-drop ALL --cap-add DAC_OVERRIDE \
+      --label mldeploy.purpose=wheelhouse --label "mldeploy.wheelhouse=$want" -v "$MLDEPLOY_WHEELHOUSE:/srv/wheels:ro" \
+      "$image" httpd -f -p "127.0.0.1:$MLDEPLOY_REGISTRY_PORT" -h /srv >/dev/null || fail "could not start the wheelhouse container $name"
+  elif [ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ]; then
+    docker start "$name" >/dev/null || fail "could not start the wheelhouse container $name"
+  fi
+  printf '{"network": "container:%s"}\n' "$name" >"$REG/build.json"
+  say "image builds run in the network namespace of $name (Docker network $net): wheels at http://127.0.0.1:$MLDEPLOY_REGISTRY_PORT/wheels/, no host loopback"
 }
 
 # 5. Base OS image: debootstrap a minimal Debian bookworm and docker import it.
@@ -198,17 +256,52 @@ step_wheelhouse() {
       --platform linux_x86_64 --platform any \
       -r scripts/wheelhouse.txt >"$LOGS/wheelhouse.log" 2>&1 || fail "pip download failed; see $LOGS/wheelhouse.log"
   echo "$want" >"$MLDEPLOY_WHEELHOUSE/.stamp"
+  wheel_index
   say "$(ls "$MLDEPLOY_WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$MLDEPLOY_WHEELHOUSE" | cut -f1)"
 }
 
 # 7. Pulumi state: a local file backend under the state directory.
+#    Secrets passphrase: a random one per machine in $MLDEPLOY_PASSPHRASE_FILE (0600), which
+#    lib.sh exports as PULUMI_CONFIG_PASSPHRASE_FILE unless you set your own. A backend that
+#    already has stacks from before this file existed keeps their (old demo) passphrase.
 step_pulumi_backend() {
   mkdir -p "$MLDEPLOY_HOME/pulumi"
+  chmod 0700 "$MLDEPLOY_HOME/pulumi"
   say "backend $PULUMI_BACKEND_URL ($(pulumi version))"
+  local pf="$MLDEPLOY_PASSPHRASE_FILE"
+  if [ "$MLDEPLOY_PASSPHRASE_FROM" = user ]; then
+    say "secrets passphrase: yours (PULUMI_CONFIG_PASSPHRASE${PULUMI_CONFIG_PASSPHRASE_FILE:+_FILE=$PULUMI_CONFIG_PASSPHRASE_FILE})"
+  elif [ -f "$pf" ]; then
+    chmod 0600 "$pf"
+    say "secrets passphrase: $pf (mode 0600, readable only by $(id -un))"
+  elif [ -n "$(find "$MLDEPLOY_HOME/pulumi/.pulumi/stacks" -name '*.json' -print -quit 2>/dev/null)" ]; then
+    (umask 077 && printf '%s' mldeploy-demo >"$pf.tmp" && mv "$pf.tmp" "$pf")
+    say "secrets passphrase: $pf (mode 0600), holding the OLD PUBLISHED demo passphrase 'mldeploy-demo',"
+    say "  because this backend already has stacks encrypted with it: they keep working, protected only by"
+    say "  the state directory's modes (now 0700). To leave it: destroy those stacks, remove $pf and"
+    say "  rerun make setup (a random one is written), or re-key each with pulumi stack change-secrets-provider."
+  else
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$pf.tmp" && mv "$pf.tmp" "$pf")
+    say "secrets passphrase: a new random one in $pf (mode 0600, readable only by $(id -un)); keep it to decrypt this backend's stacks"
+  fi
+}
+
+# 8. Kubernetes: the embedded cluster of the kubernetes target (scripts/kubernetes/: build.sh,
+#    up.sh; make cluster-down stops it). MLDEPLOY_KUBERNETES=0 skips it for your own cluster.
+step_kubernetes() {
+  if [ "${MLDEPLOY_KUBERNETES:-1}" = 0 ]; then
+    say "skipped (MLDEPLOY_KUBERNETES=0): the kubernetes target uses your kubeconfig (mldeploy:kubeconfig, KUBECONFIG)"; return
+  fi
+  apt_install containerd runc containernetworking-plugins iptables conntrack socat openssl gcc libc6-dev
+  local out
+  out="$(bash scripts/kubernetes/build.sh 2>&1)" || fail "$out"
+  printf '%s\n' "$out" | sed 's/^/  /'
+  out="$(bash scripts/kubernetes/up.sh 2>&1)" || fail "$(printf '%s' "$out" | tail -5); logs: $MLDEPLOY_HOME/kubernetes/log/"
+  printf '%s\n' "$out" | sed 's/^/  /'
 }
 
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker swarm registry base-os-image wheelhouse pulumi-backend)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(python pulumi docker swarm registry base-os-image wheelhouse pulumi-backend kubernetes)
 total=$SECONDS
 for s in "${STEPS[@]}"; do run_step "$s"; done
 printf 'setup complete in %ss (state: %s)\n' "$((SECONDS - total))" "$MLDEPLOY_HOME"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,10 +14,17 @@ def _lib_env() -> None:
     port = os.environ.setdefault("MLDEPLOY_REGISTRY_PORT", "5000")
     os.environ.setdefault("MLDEPLOY_REGISTRY", f"127.0.0.1:{port}")
     os.environ.setdefault("PULUMI_BACKEND_URL", f"file://{home}/pulumi")
-    os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", "mldeploy-demo")
+    passphrase = Path(os.environ.get("MLDEPLOY_PASSPHRASE_FILE", f"{home}/pulumi/passphrase"))
+    if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        if passphrase.exists():  # the per-machine passphrase `make setup` wrote
+            os.environ["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase)
+        else:  # a state directory from before it (see README: the passphrase)
+            os.environ["PULUMI_CONFIG_PASSPHRASE"] = "mldeploy-demo"
     os.environ["PULUMI_SKIP_UPDATE_CHECK"] = "1"
+    os.environ.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
     path = os.environ.get("PATH", "")
-    prefix = f"{ROOT / '.venv' / 'bin'}:{ROOT / '.tools' / 'bin'}"
+    # The virtualenv running the tests (.venv, or .venv-azure for the azure unit tests) runs their programs too.
+    prefix = f"{Path(sys.prefix) / 'bin'}:{ROOT / '.tools' / 'bin'}"
     if not path.startswith(prefix):
         os.environ["PATH"] = f"{prefix}:{path}"
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
 from .errors import ValidationError
+from .paths import Policy, contain, is_inside, walk
 
 
 class _Camel(BaseModel):
@@ -50,41 +51,61 @@ class InferenceConfig(_Camel):
         return {"address": v} if isinstance(v, str) else v
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "InferenceConfig":
+    def from_file(cls, path: str | Path, policy: Policy | None = None) -> "InferenceConfig":
+        """Read the file; it must lie inside the project or an allowed root (``mldeploy.paths``)."""
+        contain(path, "inference_config", policy or Policy.current(), what="the inference config")
         loaded: InferenceConfig = _load(cls, Path(path))
         return loaded
 
-    def resolve(self, base_dir: Path) -> "ResolvedInference":
-        """Check the files this config points at, relative to ``base_dir`` (the JSON file's directory)."""
-        src = (base_dir / self.source_directory) if self.source_directory else base_dir
+    def resolve(self, base_dir: Path, policy: Policy | None = None) -> "ResolvedInference":
+        """Check the files this config points at, relative to ``base_dir`` (the JSON file's directory).
+
+        Each one is resolved (symlinks followed) and must stay inside the project or an allowed root
+        (``policy``, default ``Policy.current()``); the entry script must lie inside the source
+        directory (only that directory is shipped). The source directory's size is checked against
+        the policy's size guard before anything is read.
+        """
+        from .hashing import source_ignore
+
+        policy = policy or Policy.current()
+        given_src = (base_dir / self.source_directory) if self.source_directory else base_dir
+        src = contain(given_src, "sourceDirectory", policy, what=f"sourceDirectory {self.source_directory or '.'!r} ->")
         if not src.is_dir():
-            raise ValidationError("sourceDirectory", f"{src} is not a directory")
-        entry = src / self.entry_script
+            raise ValidationError("sourceDirectory", f"{given_src} is not a directory")
+        entry = contain(src / self.entry_script, "entryScript", policy, what=f"entryScript {self.entry_script!r} ->")
+        if not is_inside(entry, src):
+            raise ValidationError(
+                "entryScript",
+                f"{self.entry_script!r} resolves to {str(entry)!r}, outside sourceDirectory {str(src)!r}; "
+                "only the source directory is shipped, so the entry script must be inside it",
+            )
         if not entry.is_file():
             raise ValidationError("entryScript", f"{entry} does not exist; entryScript is relative to sourceDirectory ({src})")
         conda = None
         if self.conda_file:
             from .environment import CondaEnvironment
 
-            conda = src / self.conda_file
+            conda = contain(src / self.conda_file, "condaFile", policy, what=f"condaFile {self.conda_file!r} ->")
             if not conda.is_file():
-                conda = base_dir / self.conda_file
+                conda = contain(base_dir / self.conda_file, "condaFile", policy, what=f"condaFile {self.conda_file!r} ->")
             if not conda.is_file():
                 raise ValidationError("condaFile", f"{self.conda_file} does not exist (looked in {src} and {base_dir})")
             CondaEnvironment.from_file(conda)  # parse errors name the file, the line and the entry
         extra = None
         if self.extra_dockerfile_steps:
-            extra = src / self.extra_dockerfile_steps
+            what = f"extraDockerfileSteps {self.extra_dockerfile_steps!r} ->"
+            extra = contain(src / self.extra_dockerfile_steps, "extraDockerfileSteps", policy, what=what)
             if not extra.is_file():
-                extra = base_dir / self.extra_dockerfile_steps
+                extra = contain(base_dir / self.extra_dockerfile_steps, "extraDockerfileSteps", policy, what=what)
             if not extra.is_file():
                 raise ValidationError("extraDockerfileSteps", f"{self.extra_dockerfile_steps} does not exist")
+        walk(src, "sourceDirectory", policy, source_ignore, kind="sourceDirectory")  # links, size guard
         if self.enable_gpu:
             raise ValidationError("enableGpu", "this machine has no GPU and the local target runs CPU images only; set enableGpu to false")
         return ResolvedInference(
-            source_dir=str(src.resolve()),
+            source_dir=str(src),
             entry_script=self.entry_script,
-            conda_file=str(conda.resolve()) if conda else None,
+            conda_file=str(conda) if conda else None,
             extra_dockerfile_steps=extra.read_text() if extra else None,
         )
 
@@ -101,6 +122,8 @@ class ResolvedInference(BaseModel):
 class ContainerResourceRequirements(_Camel):
     cpu: float | None = Field(default=None, gt=0)
     memory_in_gb: float | None = Field(default=None, alias="memoryInGB", gt=0)
+    cpu_limit: float | None = Field(default=None, gt=0)  # aks: AksWebservice.deploy_configuration(cpu_cores_limit=)
+    memory_in_gb_limit: float | None = Field(default=None, alias="memoryInGBLimit", gt=0)  # aks: memory_gb_limit
     gpu: int | None = None
 
 

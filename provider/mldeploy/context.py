@@ -34,8 +34,6 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from docker.utils.build import exclude_paths
-
 from .errors import ValidationError
 from .hashing import file_digest
 
@@ -76,6 +74,8 @@ def context_files(context_dir: str | os.PathLike[str], dockerfile: str | None = 
     if not os.path.isdir(root):
         raise ValidationError("context", f"{str(context_dir)!r} is not a directory")
     patterns = list(dockerignore_patterns(root) or [])
+    from docker.utils.build import exclude_paths  # the Docker SDK loads in ~0.2 s: only when a context is walked
+
     return sorted(exclude_paths(root, patterns, dockerfile=_sdk_dockerfile_name(root, dockerfile)))
 
 

@@ -77,6 +77,9 @@ CONDA_ONLY: dict[str, str] = {
 #: the inference server, pinned unless the file names a version itself.
 INFERENCE_SERVER = "azureml-inference-server-http"
 INFERENCE_SERVER_VERSION = "1.5.1"
+#: packages that depend on the inference server with their own version range (Azure ML's older samples
+#: list ``azureml-defaults``): when the file names one, the server's version is left to it.
+BRINGS_INFERENCE_SERVER = ("azureml-defaults",)
 #: the platforms the wheels are resolved for (the base images are linux x86_64 glibc).
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64", "any")
 
@@ -233,7 +236,10 @@ def to_requirements(env: CondaEnvironment) -> Requirements:
         reqs.append(entry.raw)
         origins[str(canonicalize_name(Requirement(entry.raw).name))] = f"{env.path}: line {entry.line}: {entry.raw!r}"
     names = {str(canonicalize_name(Requirement(r).name)) for r in reqs}
-    if INFERENCE_SERVER not in names:
+    bundles = sorted(names.intersection(BRINGS_INFERENCE_SERVER))
+    if INFERENCE_SERVER not in names and bundles:
+        notes.append(f"{env.path}: {bundles[0]} brings {INFERENCE_SERVER}; its version is left to {bundles[0]}")
+    elif INFERENCE_SERVER not in names:
         reqs.append(f"{INFERENCE_SERVER}=={INFERENCE_SERVER_VERSION}")
     return Requirements(requirements=reqs, origins=origins, notes=notes, python_pin=python_pin)
 

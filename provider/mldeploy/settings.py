@@ -7,6 +7,7 @@ sets the same variables for the Makefile and for running pulumi by hand.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -25,6 +26,16 @@ def _default_home() -> Path:
     return Path.home() / ".mldeploy"
 
 
+def private_umask() -> None:
+    """Everything this process creates from now on is private to its user (0600 files, 0700 dirs).
+
+    Every provider method starts with ``Settings.from_env()``, so the state, logs, caches and the
+    MLflow artifact store the provider writes are private even when pulumi was not started from
+    ``scripts/lib.sh`` (which sets ``umask 077`` too). It only ever tightens the umask.
+    """
+    os.umask(os.umask(0o077) | 0o077)
+
+
 class Settings(BaseModel):
     """The local target's locations. All of it lives under ``home``."""
 
@@ -32,16 +43,24 @@ class Settings(BaseModel):
     registry: str
     wheelhouse: Path
     base_os_image: str
+    # Where image builds run (``make setup`` writes registry/build.json; README "Security model").
+    build_network: str = "host"
 
     @classmethod
     def from_env(cls) -> "Settings":
+        private_umask()
         home = _default_home()
         port = os.environ.get("MLDEPLOY_REGISTRY_PORT", "5000")
+        try:
+            build = json.loads((home / "registry" / "build.json").read_text())
+        except (OSError, ValueError):
+            build = {}  # a setup from before build networks: builds on the host network
         return cls(
             home=home,
             registry=os.environ.get("MLDEPLOY_REGISTRY", f"127.0.0.1:{port}"),
             wheelhouse=Path(os.environ.get("MLDEPLOY_WHEELHOUSE", str(home / "wheelhouse"))),
             base_os_image=os.environ.get("MLDEPLOY_BASE_OS_IMAGE", "mldeploy/debian:bookworm"),
+            build_network=build.get("network") or "host",
         )
 
     @property
@@ -62,5 +81,5 @@ class Settings(BaseModel):
 
     @property
     def wheelhouse_url(self) -> str:
-        """The wheelhouse as image builds see it (builds run on the host network)."""
+        """The wheelhouse as image builds see it: on their loopback (the wheelhouse container's, or the host's)."""
         return f"http://{self.registry}/wheels/"

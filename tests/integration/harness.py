@@ -43,6 +43,10 @@ class Project:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def __post_init__(self) -> None:
+        # Tests keep their fixture folders beside the project, under pytest's tmp directory, and use the
+        # repository's stacks/: allow both, as a user would with MLDEPLOY_ALLOWED_ROOTS (mldeploy.paths).
+        # Containment tests pass their own (empty) value.
+        self.env.setdefault("MLDEPLOY_ALLOWED_ROOTS", os.pathsep.join([str(self.dir.parent.parent), str(Path(__file__).resolve().parents[2])]))
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "Pulumi.yaml").write_text(f"name: {self.name}\nruntime: python\n")
         self.pulumi("stack", "init", self.stack)

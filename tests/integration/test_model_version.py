@@ -73,7 +73,8 @@ def test_model_version_lifecycle(project: Project, settings: Settings, model_dir
     assert outs["size_bytes"] == 10_000 + len('{"C": 1.0}')
     v1_digest, v1_files = outs["digest"], local_path(outs["download"])
     assert v1_digest.startswith("sha256:")
-    assert v1_files.is_relative_to(settings.mlflow_dir) and (v1_files / "conf" / "params.json").read_text() == '{"C": 1.0}'
+    # Stored as Azure ML stores it: the registered folder under its own name.
+    assert v1_files.is_relative_to(settings.mlflow_dir) and (v1_files / "model" / "conf" / "params.json").read_text() == '{"C": 1.0}'
     assert versions(settings, name) == {1: {"stage": "dev"}}
 
     # Nothing changed: no new version, nothing to do.
@@ -93,7 +94,7 @@ def test_model_version_lifecycle(project: Project, settings: Settings, model_dir
     assert outs["version"] == 2 and outs["digest"] == v2_digest
     assert versions(settings, name) == {2: {"stage": "dev"}}
     assert not v1_files.exists(), "v1's stored files outlived it"
-    assert (local_path(outs["download"]) / "model.pkl").read_bytes() == b"weights-v2" * 1000
+    assert (local_path(outs["download"]) / "model" / "model.pkl").read_bytes() == b"weights-v2" * 1000
 
     # Edit tags: updated in place on the same version.
     write(project, name, model_dir, {"stage": "prod", "owner": "ml"})
@@ -109,7 +110,7 @@ def test_model_version_lifecycle(project: Project, settings: Settings, model_dir
     project.up()
     outs = project.outputs()
     assert versions(settings, name) == {outs["version"]: {"stage": "prod", "owner": "ml"}}
-    assert (local_path(outs["download"]) / "model.pkl").read_bytes() == b"weights-v2" * 1000
+    assert (local_path(outs["download"]) / "model" / "model.pkl").read_bytes() == b"weights-v2" * 1000
 
     # Destroy removes it (and the now empty registered model).
     project.destroy()

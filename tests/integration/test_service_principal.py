@@ -86,16 +86,23 @@ def test_roles_rotation_revocation_and_secrecy(project: Project, docker_client, 
 
 
 def test_unknown_role_fails_preview_listing_valid_roles(project: Project, settings) -> None:  # type: ignore[no-untyped-def]
+    display = f"sp-test-bad-{project.name}"  # unique: the check below looks only for what this test could have created
     project.write(
-        """
+        f"""
         from mldeploy import ServicePrincipal
-        ServicePrincipal("bad", role="Owner", display_name="sp-test-bad")
+        ServicePrincipal("bad", role="Owner", display_name="{display}")
         """
     )
-    before = (settings.registry_dir / "htpasswd").read_text()
     res = project.preview(check=False)
     assert res.returncode != 0
     assert "unknown role 'Owner'; valid roles: AcrPull, AcrPush" in res.output
     res = project.up(check=False)
     assert res.returncode != 0
-    assert (settings.registry_dir / "htpasswd").read_text() == before
+    # No identity of this test's display name exists: not in the registry's password files, not in its metadata.
+    for name in ("htpasswd", "htpasswd-push"):
+        path = settings.registry_dir / name
+        users = [line.split(":", 1)[0] for line in path.read_text().splitlines()] if path.exists() else []
+        assert not [u for u in users if u.startswith(display)], f"{name} has an identity of {display}"
+    meta = settings.registry_dir / "identities.json"
+    assert display not in (meta.read_text() if meta.exists() else "")
+    assert "ServicePrincipal" not in project.export()  # nor in the stack's state

@@ -34,8 +34,9 @@ EXPORTS = {
 }
 
 
-def program(demo: Path, svc: str, base: str, dc: str, regen: str | None) -> str:
-    return deployment_program(demo, svc, base, dc, EXPORTS, regenerate_key=regen)
+def program(demo: Path, svc: str, base: str, dc: str, regen: str | None, target: str | None = "swarm") -> str:
+    # computeType aks alone selects the kubernetes target: these programs name swarm.
+    return deployment_program(demo, svc, base, dc, EXPORTS, regenerate_key=regen, target=target)
 
 
 def deployment_config(**extra: Any) -> str:
@@ -230,7 +231,7 @@ def test_swarm_fields_checked_at_preview(project: Project, tmp_path: Path, demo_
     assert "deployment_config.autoScaler" in res.output and "Swarm has no autoscaler" in res.output
 
     # computeType aci alone selects the local target; the stack config mldeploy:target selects swarm.
-    project.write(program(demo, "sw-bad", demo_base, deployment_config(computeType="aci"), None))
+    project.write(program(demo, "sw-bad", demo_base, deployment_config(computeType="aci"), None, target=None))
     res = project.preview(check=False)
     assert "computeType 'aci'" in res.output and "not run by the local target" in res.output
     project.config("mldeploy:target", "swarm")

@@ -77,7 +77,7 @@ def test_stable_across_locations_and_mtimes(ctx: Path, tmp_path: Path) -> None:
         pytest.param(lambda r: (r / "app" / "score.py").write_text("def run(x):\n    return 2 * x\n"), id="content"),
         pytest.param(lambda r: (r / "app" / "score.py").rename(r / "app" / "main.py"), id="rename"),
         pytest.param(lambda r: os.chmod(r / "app" / "score.py", 0o755), id="mode"),
-        pytest.param(lambda r: os.chmod(r / "app" / "sub", 0o700), id="dir-mode"),
+        pytest.param(lambda r: os.chmod(r / "app" / "sub", 0o751), id="dir-mode"),
         pytest.param(lambda r: (r / "app" / "new.txt").write_text(""), id="new-empty-file"),
         pytest.param(lambda r: (r / "app" / "empty").mkdir(), id="new-empty-dir"),
         pytest.param(lambda r: (r / "Dockerfile").write_text("FROM mldeploy/debian:bookworm\nCOPY app /srv\n"), id="dockerfile"),

@@ -70,6 +70,14 @@ def test_named_inference_server_version_is_honoured(tmp_path: Path) -> None:
     assert to_requirements(CondaEnvironment.from_file(p)).requirements == ["azureml-inference-server-http==1.4.1"]
 
 
+def test_azureml_defaults_brings_its_own_inference_server(tmp_path: Path) -> None:
+    """Azure's older samples list azureml-defaults, which pins the server to its own range: adding ours would conflict."""
+    p = _write(tmp_path, "dependencies:\n  - pip:\n    - azureml-defaults==1.53.0\n    - joblib\n")
+    req = to_requirements(CondaEnvironment.from_file(p))
+    assert req.requirements == ["azureml-defaults==1.53.0", "joblib"]
+    assert any("azureml-defaults brings azureml-inference-server-http" in n for n in req.notes)
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

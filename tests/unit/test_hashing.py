@@ -34,7 +34,8 @@ FILES = {"model.pkl": b"weights" * 100, "conf/params.json": b'{"a": 1}', "README
 
 def test_scheme_is_the_documented_one(tmp_path: Path) -> None:
     root = write(tmp_path / "m", FILES)
-    lines = "".join(f"{rel}\0{hashlib.sha256(FILES[rel]).hexdigest()}\n" for rel in sorted(FILES))
+    # The registered folder keeps its own name, as Azure ML keeps it: m/model.pkl, m/conf/params.json, ...
+    lines = "".join(f"m/{rel}\0{hashlib.sha256(FILES[rel]).hexdigest()}\n" for rel in sorted(FILES))
     expected = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
     assert tree_digest(root) == (expected, sum(len(v) for v in FILES.values()))
     assert file_digest(root / "model.pkl") == hashlib.sha256(FILES["model.pkl"]).hexdigest()
@@ -42,11 +43,18 @@ def test_scheme_is_the_documented_one(tmp_path: Path) -> None:
 
 def test_same_content_in_two_places_and_any_creation_order_gives_one_digest(tmp_path: Path) -> None:
     a = write(tmp_path / "here" / "model", FILES)
-    b = write(tmp_path / "elsewhere" / "deeper" / "other-name", dict(reversed(list(FILES.items()))))
+    b = write(tmp_path / "elsewhere" / "deeper" / "model", dict(reversed(list(FILES.items()))))
     # Different mtimes, too: only content and relative names count.
     for p in b.rglob("*"):
         os.utime(p, ns=(1_000_000_000, 1_000_000_000))
     assert tree_digest(a) == tree_digest(b)
+
+
+def test_renaming_the_folder_changes_the_digest_since_a_deployment_sees_the_name(tmp_path: Path) -> None:
+    a = write(tmp_path / "a" / "model", FILES)
+    b = write(tmp_path / "b" / "other-name", FILES)
+    assert tree_digest(a)[0] != tree_digest(b)[0]
+    assert tree_digest(a, keep_name=False) == tree_digest(b, keep_name=False)  # a source directory: contents only
 
 
 def test_identical_files_inside_one_tree_each_count_under_their_own_name(tmp_path: Path) -> None:
@@ -64,10 +72,13 @@ def test_swapping_contents_between_names_changes_the_digest(tmp_path: Path) -> N
     assert tree_digest(x)[0] != tree_digest(y)[0]
 
 
-def test_a_file_hashes_like_a_directory_holding_only_it(tmp_path: Path) -> None:
+def test_a_file_is_one_entry_under_its_name_and_a_folder_adds_its_own_name(tmp_path: Path) -> None:
     f = write(tmp_path / "f", {"model.onnx": b"onnx"}) / "model.onnx"
     d = write(tmp_path / "d", {"model.onnx": b"onnx"})
-    assert tree_digest(f) == tree_digest(d)
+    h = hashlib.sha256(b"onnx").hexdigest()
+    assert tree_digest(f) == ("sha256:" + hashlib.sha256(f"model.onnx\0{h}\n".encode()).hexdigest(), 4)
+    assert tree_digest(d) == ("sha256:" + hashlib.sha256(f"d/model.onnx\0{h}\n".encode()).hexdigest(), 4)
+    assert tree_digest(d, keep_name=False) == tree_digest(f)
 
 
 def test_editing_a_file_changes_the_digest_even_at_the_same_size(tmp_path: Path) -> None:

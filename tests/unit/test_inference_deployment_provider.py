@@ -100,6 +100,7 @@ class Images:
 SHAPES = {
     "local": lambda: FakeRuntime("local", builds_image=True),
     "swarm": lambda: FakeRuntime("swarm", builds_image=True, replicas=True),
+    "kubernetes": lambda: FakeRuntime("kubernetes", builds_image=True, replicas=True),
     "azure": lambda: FakeRuntime("azure:/subscriptions/x", builds_image=False),
 }
 
@@ -190,7 +191,7 @@ def test_a_service_name_another_stack_owns_fails_at_preview(world: dict[str, Fak
 
 @pytest.mark.parametrize(
     ("given", "compute", "want"),
-    [(None, "aks", "swarm"), (None, "local", "local"), (None, "aci", "local"), ("local", "aks", "local"), ("swarm", "local", "swarm")],
+    [(None, "aks", "kubernetes"), (None, "local", "local"), (None, "aci", "local"), ("local", "aks", "local"), ("swarm", "local", "swarm")],
 )
 def test_target_resolution(world: dict[str, FakeRuntime], given: str | None, compute: str, want: str) -> None:
     news = inputs(given, computeType=compute)
@@ -198,13 +199,12 @@ def test_target_resolution(world: dict[str, FakeRuntime], given: str | None, com
     assert news["target"] == want
 
 
-def test_unknown_and_not_yet_installed_targets_fail_naming_target() -> None:
+def test_unknown_targets_fail_naming_target() -> None:
     news = inputs("nomad")
     with pytest.raises(ValidationError, match="unknown target 'nomad'") as exc:
         idp._resolve_target(news)
     assert exc.value.field == "target"
-    with pytest.raises(ValidationError, match="kubernetes target is not installed yet"):
-        select.runtime("kubernetes")
+    assert select.runtime("kubernetes").target == "kubernetes"
     assert select.resolve_target(None, "aks") == select.DEFAULT_TARGET_BY_COMPUTE_TYPE["aks"]
 
 

@@ -96,3 +96,56 @@ def test_expired_identity_is_gone(store: HtpasswdIdentityStore, tmp_path: Path) 
     with pytest.raises(NotFound):
         store.get(ident.client_id)
     assert ident.client_id not in (tmp_path / "htpasswd").read_text()
+
+
+@pytest.mark.parametrize(
+    ("news", "text"),
+    [
+        ({"role": "AcrPush", "display_name": "x", "repositories": []}, "non-empty list"),
+        ({"role": "AcrPush", "display_name": "x", "repositories": ["Demo/Base"]}, "'Demo/Base' is not a repository name"),
+        ({"role": "AcrPush", "display_name": "x", "repositories": ["a/../b"]}, "is not a repository name"),
+        ({"role": "AcrPush", "display_name": "x", "repositories": ["a/b/c/*"]}, "one or two lowercase path components"),
+        ({"role": "AcrPull", "display_name": "x", "repositories": ["demo/base"]}, "AcrPull identity cannot push"),
+    ],
+)
+def test_check_repositories(news: dict, text: str) -> None:  # type: ignore[type-arg]
+    res = ServicePrincipalProvider().check({}, news)
+    assert [f.property for f in res.failures] == ["repositories"]
+    assert text in res.failures[0].reason
+
+
+def test_scoped_identity_files_and_grant(store: HtpasswdIdentityStore, tmp_path: Path) -> None:
+    ident, secret = store.create("ci", "AcrPush", None, ["demo/base", "mldeploy/*"])
+    cid = ident.client_id
+    assert cid not in _users(tmp_path / "htpasswd-push")  # not unrestricted
+    scope = tmp_path / "scopes" / f"u-{cid}"
+    assert sorted(p.relative_to(scope).as_posix() for p in scope.rglob("*") if p.is_file()) == ["htpasswd", "r/demo/base@", "r/mldeploy/@"]
+    assert _users(scope / "htpasswd")[cid] == _users(tmp_path / "htpasswd")[cid]
+    assert bcrypt.checkpw(secret.encode(), _users(scope / "htpasswd")[cid].encode())
+    assert oct(scope.stat().st_mode & 0o777) == "0o700" and oct((scope / "htpasswd").stat().st_mode & 0o777) == "0o600"
+    assert store.grant(cid) == "AcrPush:demo/base,mldeploy/*"
+    # Demoted out of band: the marker files go; set_scope restores them with the same hash.
+    (scope / "r" / "demo" / "base@").unlink()
+    (scope / "r" / "mldeploy" / "@").unlink()
+    assert store.grant(cid) == "AcrPull"
+    store.set_scope(cid, ["demo/base", "mldeploy/*"])
+    assert store.grant(cid) == "AcrPush:demo/base,mldeploy/*"
+    assert bcrypt.checkpw(secret.encode(), _users(scope / "htpasswd")[cid].encode())
+    # Rotation keeps the scope; unscoping moves it to htpasswd-push; delete removes everything.
+    _, new = store.rotate(cid, None)
+    assert store.grant(cid) == "AcrPush:demo/base,mldeploy/*" and bcrypt.checkpw(new.encode(), _users(scope / "htpasswd")[cid].encode())
+    store.set_scope(cid, None)
+    assert store.grant(cid) == "AcrPush" and not scope.exists()
+    store.delete(cid)
+    with pytest.raises(NotFound):
+        store.grant(cid)
+
+
+def test_diff_sees_a_drifted_grant_as_an_update() -> None:
+    p = ServicePrincipalProvider()
+    old = {"registry": "local", "role": "AcrPush", "display_name": "a", "rotate_on": None, "expires_in_days": None,
+           "repositories": None, "grant": "AcrPush"}
+    assert p.diff("id", old, {k: v for k, v in old.items() if k != "grant"}).changes is False
+    d = p.diff("id", {**old, "grant": "AcrPull"}, {k: v for k, v in old.items() if k != "grant"})
+    assert d.changes and d.replaces == []
+    assert p.diff("id", {k: v for k, v in old.items() if k != "grant"}, dict(old)).changes is False  # states from before: no churn

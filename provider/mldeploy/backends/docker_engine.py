@@ -3,8 +3,9 @@
 ``DockerEngine`` implements ``ImageBuilder``:
 
 - ``build``: ``APIClient.build`` on a context directory with ``decode=True``
-  and ``network_mode="host"`` (so ``RUN pip install --find-links
-  $WHEELHOUSE_URL`` reaches the wheelhouse on 127.0.0.1). Every event goes
+  on the build network ``make setup`` made (``RUN pip install --find-links
+  $WHEELHOUSE_URL`` reaches the wheelhouse on its gateway; the host's
+  loopback services are out of reach; ``host`` before that setup). Every event goes
   to a log file; each ``Step N/M : ...`` line becomes one progress line. A
   failure raises ``BuildError`` with the failing step and the last lines.
 - ``push``: the SDK's push does not raise when the registry refuses: it
@@ -25,20 +26,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-import requests
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, BackendError, BuildError, NotFound
+from ..settings import Settings
 from .protocols import BuiltImage, ProbedFacts
 
+if TYPE_CHECKING:
+    import docker
 TAIL_LINES = 25
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -69,6 +70,9 @@ def _is_auth(text: str) -> bool:
 @contextlib.contextmanager
 def translate(action: str) -> Iterator[None]:
     """Turn docker/requests exceptions raised inside into ``mldeploy.errors``, naming ``action``."""
+    import docker.errors  # the Docker SDK is loaded only by the operations that talk to the engine
+    import requests
+
     try:
         yield
     except (BackendError, NotFound, AuthError, BuildError):
@@ -90,8 +94,52 @@ def translate(action: str) -> Iterator[None]:
 
 def client(timeout: int = 900) -> docker.DockerClient:
     """A Docker SDK client from the environment (``DOCKER_HOST``), as ``BackendError`` when unreachable."""
+    import docker
+
     with translate("connecting to Docker Engine"):
         return docker.from_env(timeout=timeout)
+
+
+def local_image_id(ref: str) -> str | None:
+    """The id of the local image ``ref``, or None when the engine has none: ``GET /images/<ref>/json``.
+
+    Programs ask this on every preview (what a ``FROM`` resolves to), so on the
+    engine's unix socket it is one request without loading the Docker SDK (which
+    takes about 0.2 s); with ``DOCKER_HOST`` naming anything else the SDK asks.
+    """
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        try:
+            return DockerEngine().inspect(ref).id
+        except NotFound:
+            return None
+    import http.client
+    import json
+    import socket
+    from urllib.parse import quote
+
+    path = host[len("unix://") :]
+
+    class _Unix(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(path)
+
+    conn = _Unix("localhost", timeout=60)
+    try:
+        conn.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
+        resp = conn.getresponse()
+        body = resp.read()
+    except OSError as exc:
+        raise BackendError(f"inspecting image {ref}: cannot reach Docker Engine at {host}: {exc}; is Docker Engine running (make setup)?") from exc
+    finally:
+        conn.close()
+    if resp.status == 404:
+        return None
+    if resp.status != 200:
+        raise BackendError(f"inspecting image {ref}: Docker Engine answered {resp.status}: {body[:300].decode('utf-8', 'replace')}")
+    return str(json.loads(body)["Id"])
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:
@@ -164,7 +212,7 @@ class DockerEngine:
                         rm=True,
                         forcerm=True,
                         nocache=nocache,
-                        network_mode="host",
+                        network_mode=Settings.from_env().build_network,  # README "Security model"
                         platform=platform,
                     )
                     for ev in events:
@@ -216,9 +264,11 @@ class DockerEngine:
                 raise BackendError(f"tagging {image} as {ref}: the engine refused")
 
     def push(self, ref: str, auth: dict[str, str] | None) -> str:
+        from .registry_gc import writing
+
         name, tag = split_ref(ref)
         digest: str | None = None
-        with translate(f"pushing {ref}"):
+        with writing(name.split("/", 1)[0]), translate(f"pushing {ref}"):  # no registry GC mid-push
             for ev in self.api.push(name, tag=tag, auth_config=auth or None, stream=True, decode=True):
                 if "error" in ev:
                     text = str(ev.get("error"))
@@ -267,6 +317,8 @@ class DockerEngine:
                 code = int(c.wait(timeout=60).get("StatusCode", 1))
                 out = c.logs(stdout=True, stderr=False).decode("utf-8", "replace")
             finally:
+                import docker.errors
+
                 with contextlib.suppress(docker.errors.APIError):
                     c.remove(force=True)
         return code, out

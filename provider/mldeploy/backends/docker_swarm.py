@@ -274,8 +274,11 @@ def front_service_spec(
     }
 
 
-def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int | None) -> str:
-    """nginx's configuration for the front. Keys, when required, come from the keys secret."""
+def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int | None, backend: str | None = None) -> str:
+    """nginx's configuration for the front. Keys, when required, come from the keys secret.
+
+    ``backend`` (``host:port``): a fixed upstream instead of the model service by Swarm's DNS (the kubernetes
+    target's front proxies to the model container on the pod's loopback)."""
     read_timeout = math.ceil((scoring_timeout_ms or 60_000) / 1000) + 5
     auth_map = (
         "  map $http_authorization $mldeploy_key_ok {\n    default 0;\n    include /run/secrets/mldeploy-keys;\n  }\n"
@@ -293,7 +296,13 @@ def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int |
         if auth_enabled
         else ""
     )
-    return f"""# Written by mldeploy: the front of swarm service {model_service}.
+    resolver = (
+        ""
+        if backend
+        else "  # Swarm's DNS: the model service's name resolves to its healthy tasks (dnsrr endpoints).\n"
+        "  resolver 127.0.0.11 valid=1s ipv6=off;\n  resolver_timeout 2s;\n"
+    )
+    return f"""# Written by mldeploy: the front of {'the model server at ' + backend if backend else 'swarm service ' + model_service}.
 worker_processes 1;
 pid /tmp/nginx.pid;
 error_log stderr warn;
@@ -308,12 +317,9 @@ http {{
   scgi_temp_path /tmp/nginx-scgi;
   client_max_body_size 100m;
   map_hash_bucket_size 128;  # room for "Bearer <43-character key>"
-  # Swarm's DNS: the model service's name resolves to its healthy tasks (dnsrr endpoints).
-  resolver 127.0.0.11 valid=1s ipv6=off;
-  resolver_timeout 2s;
-{auth_map}  server {{
+{resolver}{auth_map}  server {{
     listen {FRONT_PORT};
-    set $mldeploy_backend "{model_service}:{CONTAINER_PORT}";
+    set $mldeploy_backend "{backend or f"{model_service}:{CONTAINER_PORT}"}";
     proxy_connect_timeout 2s;
     proxy_read_timeout {read_timeout}s;
     proxy_next_upstream error timeout;

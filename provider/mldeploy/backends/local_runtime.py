@@ -40,7 +40,7 @@ class LocalRuntime:
             raise ValidationError(
                 "deployment_config.computeType",
                 f"computeType {compute!r} (in {source}) is not run by the local target yet; use 'local' "
-                "(or target='swarm' for 'aks')",
+                "(or target='kubernetes' or 'swarm' for 'aks')",
             )
         if deployment.get("authEnabled"):
             raise ValidationError(

@@ -3,7 +3,13 @@
 No server: the provider talks to ``<mlflow_dir>/mlflow.db`` through ``MlflowClient``.
 Files are copied (never linked) into ``<mlflow_dir>/artifacts/<name>/<digest hex>/``
 and each MLflow model version's ``source`` is that directory, so a version never
-points at the user's working tree. Versions of one model with the same content
+points at the user's working tree. The directory holds one entry, the registered
+file or folder under its own name (``<hex>/model/...`` for ``path="model/"``), as
+Azure ML stores it; a deployment copies it under ``<name>/<version>/`` unchanged.
+Symlinks inside a model folder are followed (their content is what is stored) only
+when they stay inside it. Each file keeps its permission bits (created ``0600``,
+then set to the source's mode: never loosened); the staging and stored directories
+are ``0700``. Versions of one model with the same content
 share the directory; it is removed with the last version that uses it.
 
 mldeploy keeps its own metadata as model version tags under ``mldeploy.``:
@@ -29,6 +35,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -82,13 +89,17 @@ def _copy_verified(src: Path, dest: Path, expected: str) -> int:
     total = 0
     for rel, full in tree_files(src):
         target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         h = hashlib.sha256()
-        with open(full, "rb") as fin, open(target, "wb") as fout:
-            while chunk := fin.read(_CHUNK):
-                h.update(chunk)
-                fout.write(chunk)
-                total += len(chunk)
+        with open(full, "rb") as fin:
+            mode = stat.S_IMODE(os.fstat(fin.fileno()).st_mode)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    h.update(chunk)
+                    fout.write(chunk)
+                    total += len(chunk)
+                os.fchmod(fout.fileno(), mode)
         tree.update(f"{rel}\0{h.hexdigest()}\n".encode())
     got = f"sha256:{tree.hexdigest()}"
     if got != expected:
@@ -164,6 +175,13 @@ class MlflowModelRegistry:
             properties=properties,
         )
 
+    def _staging(self, name: str) -> Path:
+        """A fresh private directory to copy a version into before it is renamed into place."""
+        (self.artifacts / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = self.artifacts / name / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir(mode=0o700)
+        return staging
+
     def _referenced(self, client: Any, name: str, source: str) -> bool:
         versions = self._call(client.search_model_versions, f"list versions of {name}", f"name = '{name}'")
         return any(str(v.source) == source for v in versions)
@@ -204,8 +222,7 @@ class MlflowModelRegistry:
                         "path", f"the files under {path!r} changed since the program computed {digest} (now {now}); run `pulumi up` again"
                     )
             else:
-                staging = self.artifacts / name / f".staging-{uuid.uuid4().hex}"
-                staging.mkdir(parents=True)
+                staging = self._staging(name)
                 size = _copy_verified(src, staging, digest)
             all_tags = {
                 **{str(k): str(v) for k, v in tags.items()},
@@ -216,8 +233,7 @@ class MlflowModelRegistry:
             with self._lock():
                 if not final.is_dir():
                     if staging is None:  # removed by a concurrent delete since we looked: copy now
-                        staging = self.artifacts / name / f".staging-{uuid.uuid4().hex}"
-                        staging.mkdir(parents=True)
+                        staging = self._staging(name)
                         size = _copy_verified(src, staging, digest)
                         all_tags[SIZE_TAG] = str(size)
                     os.rename(staging, final)

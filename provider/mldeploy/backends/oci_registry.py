@@ -7,7 +7,9 @@
   ``Docker-Content-Digest`` header; ``NotFound`` only for a definite 404
   (the registry's ``MANIFEST_UNKNOWN`` / ``NAME_UNKNOWN``);
 - ``delete_manifest(repository, digest)``: ``DELETE /v2/<repo>/manifests/<digest>``,
-  which also drops every tag on that manifest.
+  which also drops every tag on that manifest;
+- ``collect_garbage()``: after deletes, frees the layers no manifest references
+  any more, on the local registry only (``registry_gc.after_delete``).
 
 A 401 or 403 is ``AuthError`` (credentials refused: never "gone"); a
 connection failure, timeout or any other status is ``BackendError``.
@@ -82,6 +84,12 @@ class OciRegistry:
             raise BackendError(f"{action}: the registry does not allow deletes (storage.delete.enabled is off)")
         if resp.status_code not in (200, 202):
             raise BackendError(f"{action}: registry answered HTTP {resp.status_code}: {resp.text[:200]}")
+
+    def collect_garbage(self) -> str | None:
+        """Sweep unreferenced layers when this is the local registry; a line saying what happened, or None."""
+        from .registry_gc import after_delete
+
+        return after_delete(self.address)
 
 
 __all__ = ["MANIFEST_TYPES", "OciRegistry", "base_url"]

@@ -77,7 +77,7 @@ def model_registry(registry: str | None, field: str = "registry") -> ModelRegist
 TARGETS = ("local", "swarm", "kubernetes")  # and "azure:<workspace ARM id>"
 #: The target a deployment runs on when neither ``target=`` nor the stack config ``mldeploy:target`` names one,
 #: by the deployment config's computeType (the document's ``aks`` is a cluster; anything else runs here).
-DEFAULT_TARGET_BY_COMPUTE_TYPE = {"aks": "swarm"}
+DEFAULT_TARGET_BY_COMPUTE_TYPE = {"aks": "kubernetes"}
 DEFAULT_TARGET = "local"
 
 
@@ -103,7 +103,9 @@ def runtime(target: str, field: str = "target") -> Runtime:
 
         return SwarmRuntime()
     if target == "kubernetes":
-        raise ValidationError(field, "the kubernetes target is not installed yet in this version of mldeploy; use 'local' or 'swarm'")
+        from .kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime()
     raise ValidationError(
         field, f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}, or 'azure:<ARM id of an Azure ML workspace>'"
     )

@@ -56,6 +56,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -65,11 +66,11 @@ from pulumi import Input, Output, ResourceOptions, dynamic
 
 from .. import dockerfile_check
 from ..backends import select, wheelhouse_probe
-from ..backends.docker_engine import DockerEngine
-from ..backends.oci_registry import OciRegistry
+from ..backends.docker_engine import DockerEngine, local_image_id
 from ..backends.protocols import ImageBuilder, ImageRegistry
-from ..context import context_digest, dockerfile_path, effective_build_args, from_refs
+from ..context import context_digest, context_files, dockerfile_path, effective_build_args, from_refs
 from ..errors import AuthError, BackendError, NotFound, ValidationError
+from ..paths import Policy, contain, program_policy, tree_size
 from ..refs import (
     DOCKER_HUB,
     ImageRef,
@@ -116,11 +117,11 @@ def resolve_parent(ref: str) -> str:
     """
     if "@" in ref:
         return ref.split("@", 1)[1]
-    engine = DockerEngine()
-    try:
-        return engine.inspect(ref).id
-    except NotFound:
-        pass
+    local = local_image_id(ref)  # one request on the engine's socket, without loading the Docker SDK
+    if local is not None:
+        return local
+    from ..backends.oci_registry import OciRegistry
+
     try:
         parsed = parse_image_ref(ref, "dockerfile")
         if parsed.address == DOCKER_HUB:
@@ -135,15 +136,84 @@ def resolve_parent(ref: str) -> str:
         return f"unresolved:{ref}"
 
 
-def compute_context_digest(context: str, dockerfile: str | None, build_args: Mapping[str, str] | None) -> str:
-    """``context_digest`` as the program computes it (build args with ``WHEELHOUSE_URL`` injected)."""
+def _tree_signature(context: str, key: object) -> str:
+    """sha256 over ``key`` and every entry under ``context``: name, mode, size, mtime, link target (``lstat``, no reads)."""
+    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+    root = os.path.abspath(context)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+            h.update(f"{os.path.relpath(full, root)}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{link}\n".encode())
+    return h.hexdigest()
+
+
+_CONTEXT_CACHE_ENTRIES = 256
+
+
+def compute_context_digest(
+    context: str, dockerfile: str | None, build_args: Mapping[str, str] | None, policy: Policy | None = None
+) -> str:
+    """``context_digest`` as the program computes it (build args with ``WHEELHOUSE_URL`` injected).
+
+    The context and the Dockerfile must lie inside the project or an allowed root (``mldeploy.paths``)
+    before anything in them is read; the context's size guard runs whenever it is read (a cache miss).
+
+    Cached by a signature of the context's entries (names, modes, sizes, mtimes; the
+    accepted limit of ``mldeploy.hashing``), the Dockerfile's text, the build args and
+    what each ``FROM`` resolves to: an unchanged context is neither read nor walked
+    through the Docker SDK's ``.dockerignore`` rules (which would load the SDK).
+    """
+    policy = policy or Policy.current()
+    contain(context, "context", policy, what="the build context")
+    contain(dockerfile_path(context, dockerfile), "dockerfile", policy, what="the Dockerfile")
     df = dockerfile_path(context, dockerfile)
     if not df.is_file():
         raise ValidationError("dockerfile", f"{str(df)!r} does not exist")
     text = df.read_text()
-    args = effective_build_args(text, build_args, Settings.from_env().wheelhouse_url)
+    settings = Settings.from_env()
+    args = effective_build_args(text, build_args, settings.wheelhouse_url)
     parents = [(ref, resolve_parent(ref)) for ref in from_refs(text, args)]
-    return context_digest(context, dockerfile, args, parents)
+    cache = settings.cache_dir / "context-digests.json"
+    try:
+        signature = _tree_signature(context, [str(df), dockerfile, text, args, parents, repr(policy)])
+        known: dict[str, str] = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, ValueError):
+        signature, known = "", {}
+    if signature and signature in known:
+        return known[signature]
+    contained_context(context, dockerfile, policy)
+    digest = context_digest(context, dockerfile, args, parents)
+    if signature:
+        known[signature] = digest
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dict(list(known.items())[-_CONTEXT_CACHE_ENTRIES:])))
+            os.replace(tmp, cache)
+    return digest
+
+
+def contained_context(context: str, dockerfile: str | None, policy: Policy) -> None:
+    """Containment and the size guard for a build: the context directory, the Dockerfile, and what Docker would send.
+
+    Links inside the context are sent as links (Docker never follows them), so only the context
+    itself and the Dockerfile are resolved.
+    """
+    ctx = contain(context, "context", policy, what="the build context")
+    contain(dockerfile_path(context, dockerfile), "dockerfile", policy, what="the Dockerfile")
+    if ctx.is_dir():
+        tree_size(context_files(ctx, dockerfile or "Dockerfile"), ctx, "context", policy)
+
+
+def _program_context_digest(context: str, dockerfile: str | None, build_args: Mapping[str, str] | None, policy: dict[str, Any]) -> str | None:
+    """The digest in the program; ``None`` when an input is wrong, so that check() reports it by name."""
+    try:
+        return compute_context_digest(context, dockerfile, build_args, Policy.current(policy))
+    except ValidationError:
+        return None
 
 
 # -- validators (check) ----------------------------------------------------------
@@ -155,6 +225,7 @@ def _check_context(news: dict[str, Any]) -> None:
         raise ValidationError("context", f"{ctx!r} is not a directory (the build context, e.g. 'base/')")
     if is_unknown(df):
         return
+    contained_context(ctx, df, Policy.current(news.get("path_policy")))
     if not dockerfile_path(ctx, df).is_file():
         raise ValidationError("dockerfile", f"{str(dockerfile_path(ctx, df))!r} does not exist (relative paths are relative to the context)")
     dockerfile_check.check_file(dockerfile_path(ctx, df))  # Docker's parse rules: a typo fails at preview
@@ -214,7 +285,7 @@ def _check_registry(news: dict[str, Any]) -> None:
 
 def _check_context_digest(news: dict[str, Any]) -> None:
     d = news.get("context_digest")
-    if is_unknown(d):
+    if is_unknown(d) or d is None:  # None: the program could not compute it; check() does, once the inputs pass
         return
     if not isinstance(d, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", d):
         raise ValidationError("context_digest", "is computed by the BaseImage constructor; do not set it by hand")
@@ -281,6 +352,8 @@ def credentials(reg: RegistryModel, role: str = "AcrPush") -> Iterator[dict[str,
 
 
 def _oci(reg: RegistryModel, auth: dict[str, str] | None) -> ImageRegistry:
+    from ..backends.oci_registry import OciRegistry  # loads requests: only for operations on a registry
+
     return OciRegistry(reg.address, (auth or {}).get("username"), (auth or {}).get("password"))
 
 
@@ -376,6 +449,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         if not is_unknown(news.get("registry")):
             reg_input = news.get("registry")
             news["registry_address"] = Settings.from_env().registry if reg_input in ("local", "workspace") else reg_input
+        if news.get("context_digest") is None and not any(is_unknown(news.get(k)) for k in ("context", "dockerfile", "build_args")):
+            news["context_digest"] = compute_context_digest(
+                news["context"], news["dockerfile"], news.get("build_args"), Policy.current(news.get("path_policy"))
+            )
         if not any(is_unknown(news.get(k)) for k in ("context", "dockerfile", "build_args")):
             text = dockerfile_path(news["context"], news["dockerfile"]).read_text()
             news["build_args"] = effective_build_args(text, news.get("build_args"), Settings.from_env().wheelhouse_url)
@@ -539,8 +616,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         reg = _registry(news)
         try:
             with self._credentials(reg) as auth:
-                self._registry_client(reg, auth).delete_manifest(olds["repository"], olds["digest"])
+                registry = self._registry_client(reg, auth)
+                registry.delete_manifest(olds["repository"], olds["digest"])
             progress(label, f"deleted the superseded {olds.get('image_ref')}")
+            _collect_garbage(label, registry)
         except NotFound:
             pass
         except BackendError as exc:
@@ -585,8 +664,10 @@ class BaseImageProvider(dynamic.ResourceProvider):
         if repo and digest:
             with self._credentials(reg) as auth:
                 try:
-                    self._registry_client(reg, auth).delete_manifest(repo, digest)
+                    registry = self._registry_client(reg, auth)
+                    registry.delete_manifest(repo, digest)
                     progress(label, f"deleted {props.get('image_ref')} from the registry")
+                    _collect_garbage(label, registry)
                 except NotFound:
                     progress(label, f"{props.get('image_ref')} was already gone from the registry")
         engine = self._engine(label)
@@ -597,6 +678,14 @@ class BaseImageProvider(dynamic.ResourceProvider):
                     engine.remove(f"{name}:{tag}")
                 except BackendError as exc:
                     progress(label, f"left local image {name}:{tag}: {exc}")
+
+
+def _collect_garbage(label: str, registry: ImageRegistry) -> None:
+    """Free a deleted manifest's layers (the local registry's ``OciRegistry.collect_garbage``)."""
+    collect = getattr(registry, "collect_garbage", None)  # test fakes have none
+    line = collect() if collect else None
+    if line:
+        progress(label, line)
 
 
 # -- the program side: the resource ------------------------------------------------
@@ -663,10 +752,11 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
             context = os.path.abspath(context)
         else:
             context = Output.from_input(cast(Any, context)).apply(os.path.abspath)
+        policy = program_policy()
         if _plain(context) and _plain(dockerfile) and _plain(build_args):
-            digest: Input[str] = compute_context_digest(context, dockerfile, build_args)  # type: ignore[arg-type]
+            digest: Input[str] | None = _program_context_digest(context, dockerfile, build_args, policy)  # type: ignore[arg-type]
         else:
-            digest = Output.all(context, dockerfile, build_args).apply(lambda a: compute_context_digest(a[0], a[1], a[2]))
+            digest = Output.all(context, dockerfile, build_args).apply(lambda a: cast(str, _program_context_digest(a[0], a[1], a[2], policy)))
 
         opts = ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=["password"]))
         super().__init__(
@@ -688,6 +778,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
                 "retain_on_delete": retain_on_delete,
                 "build_on": build_on,
                 "context_digest": digest,
+                "path_policy": policy,
                 "registry_address": None,
                 "image_ref": None,
                 "digest": None,

@@ -55,6 +55,7 @@ from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
+from ..paths import program_policy as _program_policy
 from ..settings import Settings
 from . import convergence
 from ._common import changed, is_unknown, progress, run_checks
@@ -121,16 +122,18 @@ def _resolve_target(news: dict[str, Any]) -> None:
 
 
 def _resolve_inference(news: dict[str, Any]) -> None:
-    from ..hashing import tree_digest
+    from ..hashing import source_ignore, tree_digest
+    from ..paths import Policy
 
+    policy = Policy.current(news.get("path_policy"))  # containment and size guard (mldeploy.paths)
     path = news.get("inference_config")
     if is_unknown(path):
         return
     if not isinstance(path, str):
         raise ValidationError("inference_config", "must be the path of an inferenceconfig.json file")
     try:
-        cfg = InferenceConfig.from_file(path)
-        resolved = cfg.resolve(Path(path).parent)
+        cfg = InferenceConfig.from_file(path, policy)
+        resolved = cfg.resolve(Path(path).parent, policy)
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
@@ -140,7 +143,7 @@ def _resolve_inference(news: dict[str, Any]) -> None:
         except ValueError as exc:
             raise ValidationError("inference_config.extraDockerfileSteps", f"dockerfile parse error in {cfg.extra_dockerfile_steps} on {exc} (in {path})") from exc
     news["inference"] = resolved.model_dump()
-    news["source_digest"] = tree_digest(Path(resolved.source_dir))[0]
+    news["source_digest"] = tree_digest(Path(resolved.source_dir), "inference_config.sourceDirectory", keep_name=False, ignore=source_ignore)[0]
     if not news.get("base_image") and cfg.base_image:
         news["base_image"] = cfg.base_image
 
@@ -530,9 +533,11 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
     ) -> None:
         """``target``: ``local``, ``swarm``, ``kubernetes`` or ``azure:<workspace ARM id>``; unset, the stack config
         ``mldeploy:target``, else by the deployment config's computeType (``select.DEFAULT_TARGET_BY_COMPUTE_TYPE``:
-        ``aks`` runs on ``swarm``, anything else ``local``). ``regenerate_key`` (authEnabled):
+        ``aks`` runs on ``kubernetes``, anything else ``local``). The kubernetes target's cluster: the stack config
+        ``mldeploy:kubeconfig`` / ``mldeploy:kubeContext``, else ``KUBECONFIG``, else the embedded cluster's. ``regenerate_key`` (authEnabled):
         ``"primary:<tag>"`` or ``"secondary:<tag>"``; each change of the value regenerates that key."""
-        target = target or pulumi.Config("mldeploy").get("target")
+        config = pulumi.Config("mldeploy")
+        target = target or config.get("target")
         urn = _static_urn(resource_name, "pulumi-python:dynamic/mldeploy:InferenceDeployment", opts.parent if opts else None)
         push_user, push_password = _identity(push_identity, "push_identity")
         pull_user, pull_password = _identity(pull_identity, "pull_identity")
@@ -557,6 +562,10 @@ class InferenceDeployment(dynamic.Resource, module="mldeploy", name="InferenceDe
                 "stack": pulumi.get_stack(),
                 "resource_urn": urn,
                 "regenerate_key": regenerate_key,
+                # the kubernetes target's cluster: else KUBECONFIG, else the embedded cluster's kubeconfig
+                "kubeconfig": config.get("kubeconfig"),
+                "kube_context": config.get("kubeContext"),
+                "path_policy": _program_policy(),  # mldeploy.paths: stack config mldeploy:allowedRoots, size guard
                 "replicas": None,
                 "running_image": None,
                 "primary_key": None,

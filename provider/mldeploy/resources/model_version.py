@@ -19,7 +19,17 @@ Replaced (a new version is registered first, then the old one is deleted) when
 and properties of a version are immutable. With Pulumi's ``retain_on_delete``
 the engine never calls delete, so the old version stays in the registry.
 Updated in place: ``description`` and ``tags``. ``path`` alone never causes a
-change: moving the same files elsewhere keeps the version.
+change: moving the same folder elsewhere keeps the version; renaming the folder
+(or the file) changes the digest, since the name is part of what a deployment
+sees (``$AZUREML_MODEL_DIR/<folder name>/...``, as on Azure ML).
+
+Containment (``mldeploy.paths``): ``path`` is resolved (symlinks followed) and
+must lie inside the project or an allowed root (stack config
+``mldeploy:allowedRoots``, passed in the ``path_policy`` input, or
+``MLDEPLOY_ALLOWED_ROOTS``); a symlink inside a model folder must stay inside
+the folder; a folder over the size guard (20 GiB / 100,000 files by default,
+``mldeploy:maxTreeGB`` / ``mldeploy:maxTreeFiles``) is refused. All of it at
+preview, before anything is read or registered.
 Read (refresh): a version deleted out of band is reported gone (only on a
 definite not-found), and the next ``up`` registers it again.
 Delete: the version and, unless another version shares them, its stored files.
@@ -28,7 +38,6 @@ Delete: the version and, unless another version shares them, its stored files.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from pulumi import Input, Output, ResourceOptions, dynamic
@@ -38,6 +47,7 @@ from ..backends import model_orphans, select
 from ..backends.protocols import RegisteredModel
 from ..errors import NotFound, ValidationError
 from ..hashing import tree_digest
+from ..paths import Policy, contain, program_policy
 from ._common import diff, is_unknown, progress, run_checks
 from .inference_deployment import _static_urn
 
@@ -70,7 +80,9 @@ def _check_path(news: dict[str, Any]) -> None:
         return
     if not isinstance(path, str) or not path:
         raise ValidationError("path", "must be the path of a model file or directory, e.g. 'model/'")
-    digest, _size = tree_digest(Path(path))  # raises ValidationError("path", ...) if missing or empty
+    policy = Policy.current(news.get("path_policy"))
+    contain(path, "path", policy, what="the model path")
+    digest, _size = tree_digest(path, limits=policy)  # raises ValidationError("path", ...) if missing, empty, too big
     given = news.get("digest")
     if given is None:
         news["digest"] = digest  # a program that could not compute it (e.g. a path known only now)
@@ -155,6 +167,7 @@ class ModelVersionProvider(dynamic.ResourceProvider):
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         store = select.model_registry(props.get("registry"))
         name = props["model_name"]
+        contain(props["path"], "path", Policy.current(props.get("path_policy")), what="the model path")  # again: links may have moved
         say, owner = (lambda m: progress(f"{KIND} {name}", m)), props.get("resource_urn")
         with watchdog.intent(f"{KIND} {name}", "creating"):
             model = model_orphans.adopt_or_clean(store, name, props["digest"], owner, say) or store.create(
@@ -194,14 +207,19 @@ class ModelVersionProvider(dynamic.ResourceProvider):
         progress(f"{KIND} {name}", f"deleted {id_}")
 
 
-def _program_digest(path: Any) -> Any:
-    """The content digest, computed here in the program; ``None`` lets check() report a bad path by name."""
+def _program_digest(path: Any, policy: dict[str, Any]) -> Any:
+    """The content digest, computed here in the program; ``None`` lets check() report a bad path by name.
+
+    Nothing outside the project (or an allowed root) is read, and nothing over the size guard.
+    """
 
     def compute(p: Any) -> str | None:
         if not isinstance(p, (str, os.PathLike)):
             return None
         try:
-            return tree_digest(Path(p))[0]
+            limits = Policy.current(policy)
+            contain(p, "path", limits)
+            return tree_digest(os.fspath(p), limits=limits)[0]
         except (ValidationError, OSError):
             return None
 
@@ -242,13 +260,15 @@ class ModelVersion(dynamic.Resource, module="mldeploy", name="ModelVersion"):
         opts: ResourceOptions | None = None,
     ) -> None:
         path = _abspath(path)
+        policy = program_policy()
         super().__init__(
             ModelVersionProvider(),
             resource_name,
             {
                 "model_name": model_name,
                 "path": path,
-                "digest": _program_digest(path),
+                "digest": _program_digest(path, policy),
+                "path_policy": policy,
                 "description": description,
                 "tags": tags,
                 "properties": properties,

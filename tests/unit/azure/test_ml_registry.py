@@ -89,14 +89,14 @@ def test_create_uploads_content_addressed_and_registers_next_version(registry, a
 
     assert (m.name, m.version, m.model_uri, m.digest, m.size_bytes) == ("iris", 3, "azureml:iris:3", digest, 6)
     assert m.tags == {"stage": "dev"} and m.properties == {"framework": "sklearn"}
-    blob = azure.calls("PUT", folder + "/model.pkl")[0]
+    blob = azure.calls("PUT", folder + "/model/model.pkl")[0]  # the folder keeps its name, as Azure ML stores it
     assert blob.body == b"abcdef" and blob.headers["x-ms-blob-type"] == "BlockBlob"
     assert azure.calls("PUT", folder + r"\.complete")[0].body == b"6"
     put = azure.calls("PUT", MODELS + "/versions/3")[0]
     assert put.api_version
     props = put.json["properties"]
     assert props["modelType"] == "custom_model"
-    assert props["modelUri"].endswith(f"/datastores/workspaceblobstore/paths/mldeploy/models/iris/{hexd}/")
+    assert props["modelUri"].endswith(f"/datastores/workspaceblobstore/paths/mldeploy/models/iris/{hexd}/model")
     assert props["properties"] == {"framework": "sklearn", "mldeploy.digest": digest, "mldeploy.size_bytes": "6"}
     assert props["tags"] == {"stage": "dev"} and props["description"] == "d"
     assert m.download == props["modelUri"]

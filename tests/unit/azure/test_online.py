@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mldeploy.backends.azure.online import OnlineDeployer, OnlineSpec, deployment_sizing
 from mldeploy.errors import BackendError, NotFound, ValidationError
-from mldeploy.hashing import tree_digest
+from mldeploy.hashing import source_ignore, tree_digest
 
 from .conftest import SUB, TARGET, WS_ID
 from .fakes import FakeAzure, arm_error
@@ -145,7 +145,7 @@ def spec(source: Path, **kw: Any) -> OnlineSpec:
         endpoint="iris",
         base_image=kw.pop("base_image", IMAGE),
         source_dir=str(source),
-        source_digest=tree_digest(source)[0],
+        source_digest=tree_digest(source, keep_name=False, ignore=source_ignore)[0],
         entry_script="score.py",
         conda_file=str(source / "infenv.yml"),
         models=[{"name": "iris", "version": 1}],
@@ -178,7 +178,7 @@ def test_deploy_creates_endpoint_deployment_then_switches_traffic(azure, cred, s
     assert ep_put[-1].json["properties"]["traffic"] == {dep: 100}
     assert world.deployments.keys() == {dep}
     code = azure.calls("PUT", f"/{CONTAINER}/mldeploy/code/iris/")
-    assert sorted(c.path.rsplit("/", 1)[-1] for c in code) == sorted(["score.py", "infenv.yml", f"{tree_digest(source)[0][7:]}.complete"])
+    assert sorted(c.path.rsplit("/", 1)[-1] for c in code) == sorted(["score.py", "infenv.yml", f"{tree_digest(source, keep_name=False, ignore=source_ignore)[0][7:]}.complete"])
     assert len(azure.calls("PUT", "/codes/mldeploy-iris/versions/")) == 1
 
 
@@ -245,4 +245,4 @@ def test_code_asset_points_at_the_uploaded_blobs(azure, cred, source) -> None:  
     World(azure)
     OnlineDeployer(TARGET, cred, azure.transport()).deploy(spec(source))
     uri = azure.calls("PUT", "/codes/mldeploy-iris/versions/")[0].json["properties"]["codeUri"]
-    assert uri == f"https://{BLOB_HOST}/{CONTAINER}/mldeploy/code/iris/{tree_digest(source)[0][7:]}/"
+    assert uri == f"https://{BLOB_HOST}/{CONTAINER}/mldeploy/code/iris/{tree_digest(source, keep_name=False, ignore=source_ignore)[0][7:]}/"

@@ -52,11 +52,11 @@ def test_create_numbers_past_archived_versions_and_uploads_with_the_listsecrets_
     assert (m.version, m.model_uri) == (3, f"azureml:{NAME}:3")
     listing = recorded.calls("GET", f"/models/{NAME}/versions$")
     assert listing[0].query["listViewType"] == ["All"], "mldeploy numbers versions from a listing with the archived ones"
-    blob = recorded.calls("PUT", f"/{CONTAINER}/mldeploy/models/{NAME}/{digest[7:]}/model.pkl")[0]
+    blob = recorded.calls("PUT", f"/{CONTAINER}/mldeploy/models/{NAME}/{digest[7:]}/model/model.pkl")[0]  # the folder keeps its name, as Azure ML stores it
     assert blob.body == b"abcdef"
     assert blob.headers["Authorization"].startswith("SharedKey sagh4dshas62md4:"), "signed with the recorded account key"
     put = recorded.calls("PUT", VERSIONS + "/3")[0].json["properties"]
-    assert put["modelUri"].endswith(f"/datastores/workspaceblobstore/paths/mldeploy/models/{NAME}/{digest[7:]}/") and put["modelType"] == "custom_model"
+    assert put["modelUri"].endswith(f"/datastores/workspaceblobstore/paths/mldeploy/models/{NAME}/{digest[7:]}/model") and put["modelType"] == "custom_model"
 
 
 def test_archived_highest_version_is_not_reused(recorded, cred, model_dir) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mldeploy.backends.azure.online import OnlineDeployer, OnlineSpec
 from mldeploy.errors import ValidationError
-from mldeploy.hashing import tree_digest
+from mldeploy.hashing import source_ignore, tree_digest
 
 from .conftest import TARGET, WS_ID
 from .replay import derived, load, pick
@@ -43,7 +43,7 @@ def spec(source: Path, endpoint: str = NAME) -> OnlineSpec:
         endpoint=endpoint,
         base_image=IMAGE,
         source_dir=str(source),
-        source_digest=tree_digest(source)[0],
+        source_digest=tree_digest(source, keep_name=False, ignore=source_ignore)[0],  # as InferenceDeployment computes it
         entry_script="score.py",
         conda_file=str(source / "infenv.yml"),
         models=[{"name": "test_978172339514", "version": 3}],

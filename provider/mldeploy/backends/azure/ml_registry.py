@@ -27,6 +27,7 @@ version has the same digest, its blobs.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -133,7 +134,7 @@ class AzureMlModelRegistry(AzureClient):
         container, datastore = self._container(ml)
         size = self._upload(container, name, src, digest)
         folder = f"{PREFIX}/{name}/{digest.split(':', 1)[1]}"
-        target = f"{folder}/{src.name}" if src.is_file() else f"{folder}/"
+        target = f"{folder}/{Path(os.path.abspath(src)).name}"  # the uploaded file or folder under its own name, as Azure ML stores it
         version = max((int(v.version) for v in self._versions(ml, name) if str(v.version).isdigit()), default=0) + 1
         model = Model(
             name=name,
@@ -246,7 +247,7 @@ def _refused(exc: BaseException, container: Any, what: str) -> MldeployError | N
     return AuthError(f"{what}: storage refused the upload (HTTP 403 {code}): {fix}")
 
 
-def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
+def upload_verified(container: Any, folder: str, src: Path, digest: str, *, keep_name: bool = True, ignore: Any = None) -> int:
     """Upload a file or directory's files under ``folder/``, hashing the bytes sent; the total size.
 
     Skipped when ``folder.complete`` exists (the same content is stored). Raises
@@ -265,7 +266,7 @@ def upload_verified(container: Any, folder: str, src: Path, digest: str) -> int:
         raise
     tree = hashlib.sha256()
     total = 0
-    for rel, full in tree_files(src):
+    for rel, full in tree_files(src, keep_name=keep_name, ignore=ignore):  # as tree_digest named and hashed them
         with open(full, "rb") as f:
             reader = _HashingReader(f)
             try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BackendError, NotFound, ValidationError
+from ...hashing import source_ignore
 from ._common import AzureTarget, Backoff, _message, _root, call, error_code, parse_target, status_of, translate, with_retry
 from .credentials import AzureClient
 from .ml_registry import default_container, upload_verified
@@ -150,7 +151,7 @@ class OnlineDeployer(AzureClient):
 
         container, _datastore = default_container(ml, self.credential, self._transport, log)
         folder = f"mldeploy/code/{name}/{spec.source_digest.split(':', 1)[1]}"
-        upload_verified(container, folder, Path(spec.source_dir), spec.source_digest)
+        upload_verified(container, folder, Path(spec.source_dir), spec.source_digest, keep_name=False, ignore=source_ignore)  # as source_digest
 
         from azure.ai.ml.entities._assets import Code
 
