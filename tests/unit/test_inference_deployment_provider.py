@@ -84,6 +84,7 @@ class Images:
     def __init__(self) -> None:
         self.built: list[str] = []
         self.deleted: list[str] = []
+        self.gone: set[str] = set()  # manifests deleted from the registry out of band
 
     def build(self, props: dict[str, Any]) -> tuple[str, str, str]:
         digest = f"sha256:{len(self.built) + 1:064d}"
@@ -129,6 +130,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeRuntime]:
     monkeypatch.setattr(idp, "_check_base_image_source", lambda news: None)  # no registry here (tests/unit/test_fidelity.py has its rules)
     monkeypatch.setattr(idp, "_build_and_push", images.build)
     monkeypatch.setattr(idp, "_delete_image", images.delete)
+    monkeypatch.setattr(idp.convergence, "manifest_missing", lambda ref, auth: ref in images.gone)
     runtimes["images"] = images  # type: ignore[assignment]
     return runtimes
 
@@ -180,9 +182,7 @@ def test_check_resolves_configs_then_validates_and_preflights_on_the_target(worl
 
 def test_target_rules_fail_at_preview_naming_the_field(world: dict[str, FakeRuntime], shape: str) -> None:
     world[shape].refuse = {"numReplicas": "this target runs one replica"}
-    assert failures(inputs(target_of(shape), numReplicas=3)) == [
-        ("deployment_config.numReplicas", "this target runs one replica (in deployment_config)")
-    ]
+    assert failures(inputs(target_of(shape), numReplicas=3)) == [("deployment_config.numReplicas", "this target runs one replica (in deployment_config)")]
     assert [c for c, _ in world[shape].calls] == ["validate"]  # no live check once the input is known to be bad
 
 
@@ -394,3 +394,67 @@ def test_local_runtime_never_removes_another_stacks_container(monkeypatch: pytes
     with pytest.raises(ValidationError, match="already deployed by stack other/dev") as exc:
         local_runtime.LocalRuntime().preflight(spec, said.append)
     assert exc.value.field == "service_name"
+
+
+def test_a_changed_identity_is_synced_into_the_outputs_without_a_redeploy(world: dict[str, FakeRuntime], shape: str) -> None:
+    p, rt = InferenceDeploymentProvider(), world[shape]
+    news = checked(inputs(target_of(shape)))
+    olds = p.create(news).outs
+    rotated = {**news, "push_username": "push2", "push_password": "new-secret"}
+    # None: inputs changed, and the engine lists the changed ones (the rotated identity) in preview --diff.
+    assert p.diff("iris", olds, rotated).changes is not False
+    deploys = len([c for c in rt.calls if c[0] == "deploy"])
+    out = p.update("iris", olds, rotated).outs
+    assert out["push_username"] == "push2" and out["push_password"] == "new-secret"
+    assert out["image_ref"] == olds["image_ref"] and len([c for c in rt.calls if c[0] == "deploy"]) == deploys
+    assert p.diff("iris", out, rotated).changes is False  # and then a no-op
+
+
+def test_a_deleted_derived_manifest_is_drift_that_up_rebuilds(world: dict[str, FakeRuntime], shape: str) -> None:
+    p, images = InferenceDeploymentProvider(), world["images"]
+    news = checked(inputs(target_of(shape)))
+    olds = p.create(news).outs
+    assert "image_missing" not in p.read("iris", olds).outs
+    if shape == "azure":
+        return  # the platform's image: nothing of ours to check
+    images.gone.add(olds["image_ref"])
+    read = p.read("iris", olds).outs
+    assert read["image_missing"] is True and p.diff("iris", read, news).changes
+    out = p.update("iris", read, news).outs
+    assert out["image_ref"] == images.built[-1] != olds["image_ref"] and "image_missing" not in out
+    images.gone.clear()
+    assert "image_missing" not in p.read("iris", {**out, "image_missing": True}).outs
+
+
+def test_destroy_after_the_push_identity_was_revoked(
+    world: dict[str, FakeRuntime], shape: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recorded push identity is refused: a short-lived workspace identity deletes the image; if that fails too, destroy goes on."""
+    import contextlib
+
+    from mldeploy.errors import AuthError
+
+    p, rt = InferenceDeploymentProvider(), world[shape]
+    outs = p.create(checked(inputs(target_of(shape)))).outs
+    deleted: list[str] = []
+    workspace_works = True
+
+    def delete(image_ref: str | None, props: dict[str, Any], derived: str | None = None) -> None:
+        if props.get("push_username") != "workspace" or not workspace_works:
+            raise AuthError("deleting: registry 127.0.0.1:5000 refused identity 'push' (HTTP 401)")
+        deleted.append(str(image_ref))
+
+    @contextlib.contextmanager
+    def workspace(_ref: Any) -> Any:
+        yield {"push_username": "workspace", "push_password": "short-lived"}
+
+    monkeypatch.setattr(idp, "_delete_image", delete)
+    monkeypatch.setattr(idp.convergence, "workspace_push_auth", workspace)
+    p.delete("iris", outs)
+    assert "iris" not in rt.world
+    if shape != "azure":
+        assert deleted == [outs["image_ref"]] and "short-lived workspace identity" in capsys.readouterr().err
+        workspace_works = False
+        outs = p.create(checked(inputs(target_of(shape)))).outs
+        p.delete("iris", outs)
+        assert "iris" not in rt.world and "left the image" in capsys.readouterr().err

@@ -32,3 +32,13 @@ def test_model_service_passes_the_options_through() -> None:
     call = source[source.index("InferenceDeployment(") :]
     for name in set(_params(InferenceDeployment)) - {"models", "push_identity", "pull_identity", "base_image", "base_python_version"}:
         assert f"{name}={name}" in call, f"ModelService does not pass {name} to InferenceDeployment"
+
+
+def test_an_uppercase_service_name_is_reported_as_service_name() -> None:
+    import pulumi
+    import pytest
+    from mldeploy.components.model_service import _check_own_inputs
+
+    with pytest.raises(pulumi.RunError, match=r"ModelService svc: service_name: 'MyService' must be 1-63 lowercase"):
+        _check_own_inputs("svc", "MyService")
+    _check_own_inputs("svc", "my-service")

@@ -21,8 +21,9 @@ from typing import Any
 from ..errors import MldeployError, ValidationError
 from . import docker_runtime as rt
 from .docker_engine import DockerEngine, translate
-from .ownership import LABEL_SERVICE, describe, same_owner
+from .ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN, describe, same_owner
 from .protocols import DeploySpec, LiveState
+from .swap_guard import Guard
 
 COMPUTE_TYPES = ("local",)
 
@@ -69,16 +70,20 @@ class LocalRuntime:
                 if old.status != "running":
                     rt.remove(old.id, progress=progress)
             name = f"mldeploy-{spec.service}-{secrets.token_hex(3)}"
-            progress(f"starting {name} on 127.0.0.1:{spec.port}")
+            # A detached guard removes the new container if the provider dies before it is healthy, and
+            # finishes the swap if it dies after: a killed update never leaves two versions serving.
             gpus = spec.props.get("gpu_device_requests")  # enableGpu: what docker_engine.gpu_support found at preview
-            c = rt.start(
-                spec.image_ref, name, f"/var/azureml-app/{spec.entry_script}", spec.port, spec.labels, spec.health_timeout, device_requests=gpus
-            )
-            progress(f"healthy: http://127.0.0.1:{spec.port}/score")
-            for old in self._containers(spec, progress):
-                if old.id != c.id:
-                    progress(f"stopping previous container {old.name}")
-                    rt.remove(old.id, progress=progress)
+            with Guard(name, spec.service, spec.labels) as guard:
+                progress(f"starting {name} on 127.0.0.1:{spec.port}")
+                c = rt.start(
+                    spec.image_ref, name, f"/var/azureml-app/{spec.entry_script}", spec.port, spec.labels, spec.health_timeout, device_requests=gpus
+                )
+                progress(f"healthy: http://127.0.0.1:{spec.port}/score")
+                guard.commit()
+                for old in self._containers(spec, progress):
+                    if old.id != c.id:
+                        progress(f"stopping previous container {old.name}")
+                        rt.remove(old.id, progress=progress)
         return {
             "container_id": c.id,
             "container_name": c.name,
@@ -90,7 +95,10 @@ class LocalRuntime:
     def read(self, service: str, outputs: dict[str, Any]) -> LiveState:
         with translate(f"reading the container of {service}"):
             c = rt.get(outputs.get("container_id") or "")
-        return LiveState(state=c.status)
+            # Containers of this deployment the state does not know (an interrupted swap): the next `up` removes them.
+            labels = {k: str(outputs.get(v) or "") for k, v in ((LABEL_SERVICE, "service_name"), (LABEL_STACK, "stack"), (LABEL_URN, "resource_urn"))}
+            extra = sorted(o.name for o in rt.find(service) if o.id != c.id and same_owner(o.labels, labels))
+        return LiveState(state=c.status, facts={"unrecorded_containers": extra} if extra else {})
 
     def remove(self, service: str, outputs: dict[str, Any], labels: dict[str, str], progress: Callable[[str], None]) -> None:
         with translate(f"removing the containers of {service}"):

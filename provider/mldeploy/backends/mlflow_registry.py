@@ -44,6 +44,7 @@ from typing import Any
 
 from ..errors import BackendError, NotFound, ValidationError
 from ..hashing import tree_digest, tree_files
+from . import sqlite_busy
 from .protocols import RegisteredModel
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -61,6 +62,8 @@ def _quiet_mlflow() -> None:
 
 def _translate(exc: Exception, what: str, field: str = "model_name") -> Exception:
     """An mldeploy error for an MLflow (or database/file system) failure."""
+    if (sqlite := sqlite_busy.explain(exc)) is not None:  # locked / read-only / unopenable: one line with the fix
+        return BackendError(f"{what}: {sqlite}")
     code = getattr(exc, "error_code", None)
     message = getattr(exc, "message", None) or str(exc)
     if code == "RESOURCE_DOES_NOT_EXIST":
@@ -135,12 +138,14 @@ class MlflowModelRegistry:
         except ImportError as exc:  # pragma: no cover - a broken install
             raise BackendError(f"the local model registry needs mlflow-skinny: {exc}") from exc
         _quiet_mlflow()
+        sqlite_busy.install(self.db_path)
         if not self.db_path.exists():
             with self._lock():  # the first client creates the schema; never twice at once
-                client = MlflowClient(tracking_uri=self.location, registry_uri=self.location)
+                client = self._call(MlflowClient, "create the MLflow registry", tracking_uri=self.location, registry_uri=self.location)
                 self._call(client.search_registered_models, "open the MLflow registry", max_results=1)
                 return client
-        return MlflowClient(tracking_uri=self.location, registry_uri=self.location)
+        # MlflowClient opens the database at once (schema check): a locked or read-only one fails here.
+        return self._call(MlflowClient, "open the MLflow registry", tracking_uri=self.location, registry_uri=self.location)
 
     @staticmethod
     def _call(fn: Any, what: str, *args: Any, field: str = "model_name", **kwargs: Any) -> Any:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import pulumi
 from pulumi import ComponentResource, Input, Output, ResourceOptions
 
 from ..resources.base_image import BaseImage
@@ -43,6 +44,19 @@ class BaseImageSpec:
     requirements: dict[str, Any] | None = None
     #: on the azure target: build on the registry (the document's `az acr build`) instead of the local Docker Engine
     remote_build: bool = False
+
+
+def _check_own_inputs(name: str, service_name: Any) -> None:
+    """``service_name`` also names the base image repository and the identities: a bad one is reported as itself."""
+    from ..errors import ValidationError
+    from ..resources.inference_deployment import _check_service_name
+
+    try:
+        _check_service_name({"service_name": service_name})
+    except ValidationError as exc:  # RunError: Pulumi prints the message without a Python traceback
+        raise pulumi.RunError(
+            f"ModelService {name}: {exc.field}: {exc.message} (it also names the base image repository mldeploy/<service_name>-base)"
+        ) from exc
 
 
 class ModelService(ComponentResource):
@@ -83,6 +97,7 @@ class ModelService(ComponentResource):
         ``base_python_version`` (default: the BaseImage's), ``accept_image_python``, ``regenerate_key``,
         ``base_image_registry``);
         ``push_identity``/``pull_identity`` replace the ServicePrincipals the component would create."""
+        _check_own_inputs(name, service_name)  # before any name is derived from them
         super().__init__("mldeploy:index:ModelService", name, None, opts)
         child = ResourceOptions(parent=self)
         on_azure = target is not None and (not isinstance(target, str) or target.startswith("azure:"))
@@ -93,8 +108,7 @@ class ModelService(ComponentResource):
 
         tags: dict[str, Input[str]] | None = dict(model_tags) if model_tags else None
         versions = [
-            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=tags, registry=model_registry, opts=child)
-            for model, path in models.items()
+            ModelVersion(f"{name}-{model}", model_name=model, path=path, tags=tags, registry=model_registry, opts=child) for model, path in models.items()
         ]
         push = push_identity or ServicePrincipal(f"{name}-push", role="AcrPush", display_name=f"{service_name}-push", registry=registry, opts=child)
         pull = pull_identity or ServicePrincipal(f"{name}-pull", role="AcrPull", display_name=f"{service_name}-pull", registry=registry, opts=child)

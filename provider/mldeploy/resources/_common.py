@@ -125,3 +125,13 @@ def label(kind: str, props: dict[str, Any], key: str) -> str:
     """A readable label for progress lines, e.g. ``BaseImage demo-base``."""
     value = props.get(key)
     return f"{kind} {value}" if isinstance(value, str) and value else kind
+
+
+def _start_watchdog() -> None:
+    """In a provider process, exit when the engine goes away (``mldeploy.watchdog``); a no-op anywhere else."""
+    from .. import watchdog
+
+    watchdog.start()
+
+
+_start_watchdog()

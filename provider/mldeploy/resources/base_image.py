@@ -64,7 +64,8 @@ from typing import Any, cast
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
-from ..backends import select
+from .. import dockerfile_check
+from ..backends import select, wheelhouse_probe
 from ..backends.docker_engine import DockerEngine, local_image_id
 from ..backends.protocols import ImageBuilder, ImageRegistry
 from ..context import context_digest, context_files, dockerfile_path, effective_build_args, from_refs
@@ -227,6 +228,7 @@ def _check_context(news: dict[str, Any]) -> None:
     contained_context(ctx, df, Policy.current(news.get("path_policy")))
     if not dockerfile_path(ctx, df).is_file():
         raise ValidationError("dockerfile", f"{str(dockerfile_path(ctx, df))!r} does not exist (relative paths are relative to the context)")
+    dockerfile_check.check_file(dockerfile_path(ctx, df))  # Docker's parse rules: a typo fails at preview
 
 
 def _check_repository(news: dict[str, Any]) -> None:
@@ -532,6 +534,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             else:
                 log_path = _log_path(props)
                 build_log = str(log_path)
+                wheelhouse_probe.check((props.get("build_args") or {}).get("WHEELHOUSE_URL"), f"building {props['context']}")
                 progress(label, f"building {props['context']} (log: {log_path})")
                 local = engine.build(
                     props["context"],

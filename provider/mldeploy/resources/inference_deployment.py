@@ -56,14 +56,16 @@ from typing import Any
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
-from ..backends import select
+from .. import dockerfile_check, watchdog
+from ..backends import select, wheelhouse_probe
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
-from ..errors import BackendError, MldeployError, NotFound, ValidationError
+from ..errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
 from ..paths import program_policy as _program_policy
 from ..settings import Settings
 from . import _inference_checks as checks
+from . import convergence
 from ._common import changed, failure, is_unknown, needs, progress, run_checks
 from ._common import changes as _changes
 
@@ -77,6 +79,10 @@ UPDATE_KEYS = (
 #: changed alone, these need no new image and no restart: the next pull of the base image uses them
 CREDENTIAL_KEYS = ("base_image_registry", "base_registry_password")
 KEY_OUTPUTS = ("primary_key", "secondary_key")
+# The deployment's own identities are synced into the outputs without a redeploy, so destroy and refresh use the current ones.
+IDENTITY_KEYS = ("push_username", "push_password", "pull_username", "pull_password")
+# Facts `read` reports that the next `up` repairs: containers the state does not know, a deleted image manifest.
+DRIFT_FACTS = ("unrecorded_containers", "image_missing")
 
 
 def _label(props: dict[str, Any]) -> str:
@@ -145,6 +151,11 @@ def _resolve_inference(news: dict[str, Any]) -> None:
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
         raise ValidationError(field, f"{exc.message} (in {path})") from exc
+    if resolved.extra_dockerfile_steps:
+        try:
+            dockerfile_check.check(resolved.extra_dockerfile_steps, allow_no_from=True)
+        except ValueError as exc:
+            raise ValidationError("inference_config.extraDockerfileSteps", f"dockerfile parse error in {cfg.extra_dockerfile_steps} on {exc} (in {path})") from exc
     news["inference"] = resolved.model_dump(exclude=None if resolved.enable_gpu else {"enable_gpu"})
     news["source_digest"] = tree_digest(Path(resolved.source_dir), "inference_config.sourceDirectory", keep_name=False, ignore=source_ignore)[0]
     news["base_image_field"] = "base_image"
@@ -294,6 +305,7 @@ def _build_and_push(props: dict[str, Any]) -> tuple[str, str, str]:
     repo = f"{settings.registry}/mldeploy/{service}"
     tag = digest.removeprefix("sha256:")[:16]
     log_path = str(settings.logs_dir / f"deploy-{service}.log")
+    wheelhouse_probe.check(settings.wheelhouse_url, f"building the image of {service}")  # before pip's own noise
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
         write_context(Path(ctx), base, inference, models, lock)
         say(f"building {repo}:{tag} (log: {log_path})")
@@ -349,6 +361,7 @@ def _drift(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
         drift.append("replicas")
     if olds.get("running_image") and olds.get("running_image") != olds.get("image_ref"):
         drift.append("running_image")
+    drift += [k for k in DRIFT_FACTS if olds.get(k)]
     return drift
 
 
@@ -358,6 +371,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         news = {**news}
+        watchdog.report_interrupted(_label(news), _say(news))
         result = run_checks(
             news, _check_service_name, _resolve_target, _resolve_inference, _resolve_deployment, _check_base_image,
             _check_base_image_source, _resolve_environment, _check_gpu, _check_keys,
@@ -371,7 +385,7 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         replaces = changed(olds, news, REPLACE_KEYS)
-        updates = changed(olds, news, UPDATE_KEYS)
+        updates = changed(olds, news, UPDATE_KEYS) + convergence.credentials_changed(olds, news, IDENTITY_KEYS)
         drift = _drift(olds, news) or olds.get("state") not in (None, "running")
         # None when inputs changed: the engine then lists only the changed inputs in preview --diff (_common.changes)
         return dynamic.DiffResult(changes=_changes(bool(replaces or updates), bool(drift)), replaces=replaces, delete_before_replace=True)
@@ -380,16 +394,20 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         runtime = _runtime(props)
         assert runtime is not None  # the target is known by the time anything is created
         props = {**props, **_keys({}, props)}
-        return dynamic.CreateResult(props["service_name"], _deploy(runtime, props, None))
+        with watchdog.intent(_label(props), "creating"):
+            return dynamic.CreateResult(props["service_name"], _deploy(runtime, props, None))
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         runtime = _runtime(props)
         assert runtime is not None
+        props = {k: v for k, v in props.items() if k not in DRIFT_FACTS}
         try:
             live = runtime.read(props.get("service_name") or id_, props)
         except NotFound:
             return dynamic.ReadResult(None, {})
         outs = {**props, "state": live.state, **live.facts}
+        if runtime.builds_image and convergence.manifest_missing(props.get("image_ref"), _auth(props, "pull")):
+            outs["image_missing"] = True  # deleted from the registry out of band: the next `up` rebuilds and pushes it
         if live.replicas is not None:
             outs["replicas"] = live.replicas
         if live.image is not None:
@@ -401,9 +419,13 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         assert runtime is not None
         news = {**news, **_keys(olds, news)}
         if olds.get("state") == "running" and not _drift(olds, news) and set(changed(olds, news, UPDATE_KEYS)) <= set(CREDENTIAL_KEYS):
-            _say(news)("only the base image registry's credentials changed: nothing to rebuild or restart")
+            # Only credentials changed (the base image registry's, or the deployment's own identities, which are
+            # synced into the outputs so refresh and destroy use the current ones): nothing to rebuild or restart.
+            what = "the base image registry's credentials" if changed(olds, news, CREDENTIAL_KEYS) else "the registry identities"
+            _say(news)(f"only {what} changed: nothing to rebuild or restart")
             return dynamic.UpdateResult({**olds, **news})
-        outs = _deploy(runtime, news, olds)
+        with watchdog.intent(_label(news), "updating"):
+            outs = _deploy(runtime, news, olds)
         if runtime.builds_image and olds.get("image_ref") and olds["image_ref"] != outs["image_ref"]:
             try:
                 _delete_image(olds["image_ref"], news, olds.get("derived_digest"))
@@ -415,9 +437,20 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
         runtime = _runtime(props)
         assert runtime is not None
         service = props.get("service_name") or id_
-        runtime.remove(service, props, _labels({**props, "service_name": service}), _say(props))
-        if runtime.builds_image:
-            _delete_image(props.get("image_ref"), props, props.get("derived_digest"))
+        with watchdog.intent(_label(props), "deleting"):
+            runtime.remove(service, props, _labels({**props, "service_name": service}), _say(props))
+            if runtime.builds_image:
+                try:
+                    _delete_image(props.get("image_ref"), props, props.get("derived_digest"))
+                except AuthError as exc:  # the recorded push identity was revoked out of band: ask the workspace for one
+                    _say(props)(f"{exc}; deleting the image with a short-lived workspace identity instead")
+                    try:
+                        with convergence.workspace_push_auth(props.get("image_ref")) as auth:
+                            _delete_image(props.get("image_ref"), {**props, **auth}, props.get("derived_digest"))
+                    except MldeployError as again:  # registry GC's business now; destroy goes on
+                        _say(props)(f"left the image {props.get('image_ref')} in the registry: {again}")
+                except MldeployError as exc:
+                    _say(props)(f"left the image {props.get('image_ref')} in the registry: {exc}")
 
 
 # -- resource ---------------------------------------------------------------

@@ -42,12 +42,14 @@ from typing import Any
 
 from pulumi import Input, Output, ResourceOptions, dynamic
 
-from ..backends import select
+from .. import watchdog
+from ..backends import model_orphans, select
 from ..backends.protocols import RegisteredModel
 from ..errors import NotFound, ValidationError
 from ..hashing import tree_digest
 from ..paths import Policy, contain, program_policy
 from ._common import diff, is_unknown, progress, run_checks
+from .inference_deployment import _static_urn
 
 KIND = "ModelVersion"
 REPLACE_KEYS = ("digest", "model_name", "registry", "properties")
@@ -166,14 +168,18 @@ class ModelVersionProvider(dynamic.ResourceProvider):
         store = select.model_registry(props.get("registry"))
         name = props["model_name"]
         contain(props["path"], "path", Policy.current(props.get("path_policy")), what="the model path")  # again: links may have moved
-        model = store.create(
-            name,
-            props["path"],
-            props["digest"],
-            props.get("description") or "",
-            dict(props.get("tags") or {}),
-            dict(props.get("properties") or {}),
-        )
+        say, owner = (lambda m: progress(f"{KIND} {name}", m)), props.get("resource_urn")
+        with watchdog.intent(f"{KIND} {name}", "creating"):
+            model = model_orphans.adopt_or_clean(store, name, props["digest"], owner, say) or store.create(
+                name,
+                props["path"],
+                props["digest"],
+                props.get("description") or "",
+                {**(props.get("tags") or {}), **model_orphans.registration_tags(owner)},
+                dict(props.get("properties") or {}),
+            )
+            if owner:
+                model_orphans.confirm(store, name, model.version)
         progress(f"{KIND} {name}", f"registered {name}:{model.version} ({model.size_bytes} bytes, {model.digest}) in {store.location}")
         return dynamic.CreateResult(f"{model.name}:{model.version}", _outs(props, model))
 
@@ -195,7 +201,9 @@ class ModelVersionProvider(dynamic.ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         name, version = _split_id(id_)
-        select.model_registry(props.get("registry")).delete(name, version)
+        store = select.model_registry(props.get("registry"))
+        store.delete(name, version)
+        model_orphans.delete_pending(store, name, props.get("resource_urn"), version, lambda m: progress(f"{KIND} {name}", m))
         progress(f"{KIND} {name}", f"deleted {id_}")
 
 
@@ -265,6 +273,7 @@ class ModelVersion(dynamic.Resource, module="mldeploy", name="ModelVersion"):
                 "tags": tags,
                 "properties": properties,
                 "registry": registry,
+                "resource_urn": _static_urn(resource_name, "pulumi-python:dynamic/mldeploy:ModelVersion", opts.parent if opts else None),
                 "version": None,
                 "model_uri": None,
                 "size_bytes": None,
