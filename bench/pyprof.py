@@ -132,7 +132,7 @@ def summary(out_dir: str) -> list[dict[str, object]]:
         for stack, n in samples.items():
             for fn in set(stack.split(";")):
                 file, _, func = fn.partition(":")
-                if func in ("check", "diff", "read", "__init__") and file not in ("__main__.py",) and file.endswith(".py") \
+                if func in ("check", "diff", "read", "__init__", "create", "update", "delete") and file not in ("__main__.py",) and file.endswith(".py") \
                         and file[:-3] in ("model_version", "service_principal", "base_image", "inference_deployment", "model_service"):
                     methods[fn] += n
         for fn, n in sorted(methods.items()):

@@ -360,7 +360,7 @@ class Bench:
             say("wrk is missing: installing Debian's wrk")
             sudo = [] if os.geteuid() == 0 else ["sudo"]
             subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "wrk"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        for port in (PORT_STACK, PORT_RAW, PORT_HOST, PORT_COLD, PORT_RAW_COLD):
+        for port in (PORT_STACK, PORT_RAW, PORT_HOST, PORT_COLD, PORT_RAW_COLD) if self.only - {"floor", "scale"} else ():
             from mldeploy.backends.docker_runtime import port_in_use
 
             if port_in_use(port):

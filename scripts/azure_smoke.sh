@@ -9,9 +9,9 @@ source "$(dirname "$0")/lib.sh"
 # The azure extra lives in .venv-azure (make setup); its azure-native plugin is installed
 # explicitly, since lib.sh turns off automatic plugin downloads.
 export PATH="$MLDEPLOY_ROOT/.venv-azure/bin:$PATH"
-pulumi plugin install resource azure-native "v$(python -c 'import importlib.metadata as m; print(m.version("pulumi-azure-native"))')"
 cd "$MLDEPLOY_ROOT/stacks/azure"
 : "${AZURE_SUBSCRIPTION_ID:?set AZURE_SUBSCRIPTION_ID to the subscription to use}"
+pulumi plugin install resource azure-native "v$(python -c 'import importlib.metadata as m; print(m.version("pulumi-azure-native"))')"
 LOCATION="${AZURE_LOCATION:-westeurope}"
 SMOKE_STACK="${SMOKE_STACK:-azure-smoke}"
 
