@@ -343,10 +343,17 @@ def _delete_image(image_ref: str | None, props: dict[str, Any], derived: str | N
     name, digest = image_ref.split("@", 1)
     address, repository = name.split("/", 1)
     auth = _auth(props, "push")
+    registry = OciRegistry(address, auth["username"], auth["password"])
     try:
-        OciRegistry(address, auth["username"], auth["password"]).delete_manifest(repository, digest)
+        registry.delete_manifest(repository, digest)
     except NotFound:
         pass
+    try:  # free the layers no manifest uses any more (the local registry's garbage collection; see registry_gc)
+        line = registry.collect_garbage()
+        if line:
+            _say(props)(line)
+    except MldeployError as exc:
+        _say(props)(f"registry garbage collection did not run: {exc} (run make registry-gc later)")
     engine = DockerEngine()
     engine.remove(image_ref)
     if derived:
