@@ -99,7 +99,8 @@ def start() -> None:
     if pid is None:
         return
     st = _stat(pid)
-    assert st is not None
+    if st is None:  # gone between the two reads: nothing to watch (no assert: this runs at import)
+        return
     _engine = (pid, st[2])
     threading.Thread(target=_watch, args=(pid, st[2]), name="mldeploy-engine-watchdog", daemon=True).start()
 
