@@ -676,13 +676,14 @@ def deploy(
     frollout, fsince = sw.apply(fspec)
     sw.wait(n["front"], front, None, frollout, timeout, fsince)
     sw.prune_objects(service, {config[1]} | ({secret[1]} if secret else set()))
-    _wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60))
+    wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60))
     progress(f"serving on port {port} ({mode} mode publish){', keys required' if s.auth_enabled else ''}")
     return {"replicas": s.replicas, "image": image, "publish_mode": mode, "network": n["network"], "front_service": n["front"], "swarm_service": n["model"]}
 
 
-def _wait_http(url: str, timeout: float) -> None:
-    """The front answers the liveness route through to a model task (from this node)."""
+def wait_http(url: str, timeout: float, what: str = "the front", poll: float = 0.5) -> None:
+    """``what`` answers ``url`` with 200 within ``timeout`` seconds (the swarm front through to a model task,
+    the kubernetes node port); else a ``BackendError`` with the last answer or error."""
     import requests
 
     deadline = time.monotonic() + timeout
@@ -695,8 +696,8 @@ def _wait_http(url: str, timeout: float) -> None:
             last = f"HTTP {r.status_code}"
         except requests.RequestException as exc:
             last = str(exc)
-        time.sleep(0.5)
-    raise BackendError(f"the front does not answer {url} after {timeout:.0f}s: {last}")
+        time.sleep(poll)
+    raise BackendError(f"{what} does not answer {url} after {timeout:.0f}s: {last}")
 
 
 def read(service: str) -> dict[str, Any]:
@@ -760,4 +761,5 @@ __all__ = [
     "remove",
     "settings_from_deployment",
     "unsupported",
+    "wait_http",
 ]

@@ -53,7 +53,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import AuthError, BackendError, NotFound, ValidationError
-from .docker_swarm import DEFAULT_PROBE, keys_file, nginx_conf
+from .docker_swarm import DEFAULT_PROBE, keys_file, nginx_conf, wait_http
 from .ownership import describe, same_owner
 from .protocols import DeploySpec, LiveState
 
@@ -851,7 +851,8 @@ class KubernetesRuntime:
         node_port = int(svc["spec"]["ports"][0]["nodePort"])
         host = cl.scoring_host()
         if host == "127.0.0.1":
-            _wait_http(f"http://{host}:{node_port}/", timeout=min(spec.health_timeout, 60))
+            # the node port answers the liveness route (kube-proxy's rules are in place)
+            wait_http(f"http://{host}:{node_port}/", timeout=min(spec.health_timeout, 60), what="the service", poll=0.3)
         progress(f"serving on {host}:{node_port} (NodePort){', keys required' if s.auth_enabled else ''}")
         return {
             "state": "running",
@@ -935,24 +936,6 @@ class KubernetesRuntime:
                 pass
         finally:
             cl.close()
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    """The node port answers the liveness route (kube-proxy's rules are in place)."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            r = requests.get(url, timeout=3)
-            if r.status_code == 200:
-                return
-            last = f"HTTP {r.status_code}"
-        except requests.RequestException as exc:
-            last = str(exc)
-        time.sleep(0.3)
-    raise BackendError(f"the service does not answer {url} after {timeout:.0f}s: {last}")
 
 
 __all__ = [
