@@ -195,9 +195,8 @@ step_registry() {
 #     mldeploy-build. So http://127.0.0.1:$MLDEPLOY_REGISTRY_PORT/wheels/ in a RUN step is the
 #     wheelhouse, Debian's mirror is reached through the bridge, and the host's loopback services
 #     (the registry API, local inference services, Pulumi's engine) are out of reach.
-wheel_index() {  # pip --find-links reads this page; busybox httpd has no directory listing
-  (cd "$MLDEPLOY_WHEELHOUSE" && { echo "<html><body>"; for f in *.whl; do [ -e "$f" ] && echo "<a href=\"$f\">$f</a><br>"; done; echo "</body></html>"; } >index.html.new \
-     && mv index.html.new index.html)
+wheel_index() {  # pip --find-links reads this page; busybox httpd has no directory listing (the provider adds wheels a lock downloads)
+  .venv/bin/python -c 'import sys, pathlib; from mldeploy.environment import index_wheelhouse; index_wheelhouse(pathlib.Path(sys.argv[1]))' "$MLDEPLOY_WHEELHOUSE"
 }
 build_network() {
   local net="${MLDEPLOY_BUILD_NETWORK:-mldeploy-build}" name="mldeploy-wheelhouse-$MLDEPLOY_REGISTRY_PORT"

@@ -41,13 +41,16 @@ image names), so a diff shows which package changed and stays short.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import html
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -504,6 +507,35 @@ def _download(lock: Lock, python: str, wheelhouse: Path, say: object) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BackendError(f"downloading wheels into {wheelhouse}: {proc.stderr.strip()[-800:]}")
+
+
+INDEX = "index.html"
+
+
+def index_wheelhouse(wheelhouse: Path, need: Iterable[str] = ()) -> bool:
+    """Make the wheelhouse's ``index.html`` list every wheel in it, unless it already lists each of ``need``.
+
+    Image builds run ``pip install --no-index --find-links $WHEELHOUSE_URL`` against
+    the wheelhouse container (busybox httpd, which lists no directory), so pip sees
+    only the wheels this page names: a wheel a lock downloaded after ``make setup``
+    must be added before a build installs it. Writers take ``.index.lock`` and
+    replace the page atomically, so concurrent providers never drop each other's
+    wheels. Returns whether the page was rewritten. ``need`` empty: always rewrite.
+    """
+    page = wheelhouse / INDEX
+    want = list(need)
+    if want and page.exists():
+        text = page.read_text()
+        if all(f'href="{html.escape(f)}"' in text for f in want):
+            return False
+    with open(wheelhouse / ".index.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        names = sorted(p.name for p in wheelhouse.glob("*.whl"))
+        body = "".join(f'<a href="{html.escape(n)}">{html.escape(n)}</a><br>\n' for n in names)
+        tmp = wheelhouse / f".{INDEX}.{os.getpid()}"
+        tmp.write_text(f"<html><body>\n{body}</body></html>\n")
+        tmp.replace(page)
+    return True
 
 
 _UNREACHABLE = re.compile(

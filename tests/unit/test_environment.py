@@ -111,3 +111,40 @@ def test_lock_requirements_and_digest() -> None:
     assert lock.requirements_txt() == f"a==1 --hash=sha256:{'0' * 64}\n"
     other = lock.model_copy(update={"wheels": [LockedWheel(name="a", version="2", sha256="0" * 64, filename="a.whl")]})
     assert lock.digest() != other.digest()
+
+
+def _tiny_wheel(directory: Path, name: str, version: str) -> str:
+    """A minimal valid pure-Python wheel (METADATA, WHEEL, RECORD) for pip to find."""
+    import zipfile
+
+    filename = f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(directory / filename, "w") as z:
+        z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{info}/RECORD", "")
+    return filename
+
+
+def test_wheelhouse_index_lists_wheels_a_lock_downloads_later(tmp_path: Path) -> None:
+    """pip --find-links on the index page (as image builds read it) finds a wheel downloaded after the page was written."""
+    import subprocess
+    import sys
+
+    from mldeploy.environment import index_wheelhouse
+
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    _tiny_wheel(house, "mldeploy_tiny_a", "1.0")
+    assert index_wheelhouse(house) is True
+    late = _tiny_wheel(house, "mldeploy_tiny_b", "2.0")  # what environment._download adds at deploy time
+
+    def pip_finds(name: str) -> bool:
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-index", "--no-deps", "-d", str(tmp_path / "out")]
+        cmd += ["--find-links", (house / "index.html").as_uri(), name]
+        return subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+
+    assert not pip_finds("mldeploy_tiny_b==2.0")  # the stale page: what broke fresh machines' builds
+    assert index_wheelhouse(house, [late]) is True
+    assert pip_finds("mldeploy_tiny_b==2.0")
+    assert index_wheelhouse(house, [late]) is False  # listed already: the page is not rewritten

@@ -57,6 +57,7 @@ import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
 from .. import dockerfile_check, watchdog
+from .. import environment as envmod
 from ..backends import select, wheelhouse_probe
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
@@ -306,6 +307,8 @@ def _build_and_push(props: dict[str, Any]) -> tuple[str, str, str]:
     tag = digest.removeprefix("sha256:")[:16]
     log_path = str(settings.logs_dir / f"deploy-{service}.log")
     wheelhouse_probe.check(settings.wheelhouse_url, f"building the image of {service}")  # before pip's own noise
+    if envmod.index_wheelhouse(settings.wheelhouse, [w["filename"] for w in lock.get("wheels") or []]):
+        say("listed the lock's new wheels in the wheelhouse index (builds see only the wheels it lists)")
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
         write_context(Path(ctx), base, inference, models, lock)
         say(f"building {repo}:{tag} (log: {log_path})")
