@@ -11,6 +11,7 @@ from typing import Any
 
 import dill
 import pytest
+from mldeploy.backends import wheelhouse_probe
 from mldeploy.backends.protocols import BuiltImage, ProbedFacts
 from mldeploy.errors import AuthError, BuildError, NotFound, ValidationError
 from mldeploy.resources.base_image import BaseImageProvider, compute_context_digest, content_tag
@@ -128,6 +129,8 @@ def world() -> World:
 @pytest.fixture
 def provider(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
     monkeypatch.setenv("MLDEPLOY_HOME", str(tmp_path / "home"))
+    # The wheelhouse is asked over HTTP before a build (backends/wheelhouse_probe.py, tested on its own): here a fake that records it.
+    monkeypatch.setattr(wheelhouse_probe, "check", lambda url, what: world.calls.append(("wheelhouse", url)))
     p = FakeProvider()
     p.world = world
     yield p

@@ -335,7 +335,7 @@ def test_provider_pickles_by_reference() -> None:
 # -- the real runtimes' check-time rules (no I/O) --------------------------------------------------------
 def test_local_and_swarm_field_rules() -> None:
     warned: list[str] = []
-    with pytest.raises(ValidationError, match="not run by the local target yet; use 'local'"):
+    with pytest.raises(ValidationError, match="not run by the local target; use 'local'"):
         LocalRuntime().validate({"computeType": "aks"}, "dc.json", warned.append)
     with pytest.raises(ValidationError) as exc:
         LocalRuntime().validate({"computeType": "local", "authEnabled": True}, "dc.json", warned.append)

@@ -146,7 +146,7 @@ def test_nginx_conf_is_valid_nginx(tmp_path: Path, auth: bool) -> None:
 
 
 def test_local_target_still_refuses_aks_and_swarm_checks_fields() -> None:
-    with pytest.raises(ValidationError, match="not run by the local target yet; use 'local'"):
+    with pytest.raises(ValidationError, match="not run by the local target; use 'local'"):
         idp._resolve_deployment({"target": "local", "deployment_config": {"computeType": "aks"}})
     news = {"target": "swarm", "service_name": "x", "deployment_config": {"computeType": "aks", "autoScaler": {"maxReplicas": 3}}}
     with pytest.raises(ValidationError) as exc:

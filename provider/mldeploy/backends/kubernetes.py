@@ -55,7 +55,7 @@ from urllib.parse import urlparse
 from ..errors import AuthError, BackendError, NotFound, ValidationError
 from .docker_swarm import DEFAULT_PROBE, keys_file, nginx_conf, wait_http
 from .ownership import describe, same_owner
-from .protocols import DeploySpec, LiveState
+from .protocols import DeploySpec, LiveState, check_compute_type
 
 TARGET = "kubernetes"
 COMPUTE_TYPES = ("aks", "local")
@@ -715,12 +715,7 @@ class KubernetesRuntime:
     builds_image = True
 
     def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
-        compute = deployment.get("computeType", "local")
-        if compute not in COMPUTE_TYPES:
-            raise ValidationError(
-                "deployment_config.computeType",
-                f"computeType {compute!r} (in {source}) is not run by the kubernetes target; use {' or '.join(map(repr, COMPUTE_TYPES))}",
-            )
+        check_compute_type(deployment, source, TARGET, COMPUTE_TYPES)
         errors, warnings = unsupported(deployment)
         for w in warnings:
             warn(f"warning: {w}")

@@ -22,7 +22,7 @@ from ..errors import MldeployError, ValidationError
 from . import docker_runtime as rt
 from .docker_engine import DockerEngine, translate
 from .ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN, describe, same_owner
-from .protocols import DeploySpec, LiveState
+from .protocols import DeploySpec, LiveState, check_compute_type
 from .swap_guard import Guard
 
 COMPUTE_TYPES = ("local",)
@@ -35,13 +35,7 @@ class LocalRuntime:
     builds_image = True
 
     def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
-        compute = deployment.get("computeType", "local")
-        if compute not in COMPUTE_TYPES:
-            raise ValidationError(
-                "deployment_config.computeType",
-                f"computeType {compute!r} (in {source}) is not run by the local target yet; use 'local' "
-                "(or target='kubernetes' or 'swarm' for 'aks')",
-            )
+        check_compute_type(deployment, source, "local", COMPUTE_TYPES, " (or target='kubernetes' or 'swarm' for 'aks')")
         if deployment.get("authEnabled"):
             raise ValidationError(
                 "deployment_config.authEnabled",

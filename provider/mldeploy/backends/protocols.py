@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import ValidationError
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -268,3 +270,13 @@ class Runtime(Protocol):
     def remove(self, service: str, outputs: dict[str, Any], labels: dict[str, str], progress: Callable[[str], None]) -> None:
         """Remove everything the deployment runs (only objects whose labels match). Missing is not an error."""
         ...
+
+
+def check_compute_type(deployment: dict[str, Any], source: str, target: str, allowed: tuple[str, ...], hint: str = "") -> None:
+    """``Runtime.validate``'s first rule: the deployment config's ``computeType`` (default ``local``) is one ``target`` runs."""
+    compute = deployment.get("computeType", "local")
+    if compute not in allowed:
+        raise ValidationError(
+            "deployment_config.computeType",
+            f"computeType {compute!r} (in {source}) is not run by the {target} target; use {' or '.join(map(repr, allowed))}{hint}",
+        )

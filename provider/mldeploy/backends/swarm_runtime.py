@@ -19,7 +19,7 @@ from . import docker_swarm as sw
 from .docker_engine import translate
 from .local_runtime import check_port
 from .ownership import describe
-from .protocols import DeploySpec, LiveState
+from .protocols import DeploySpec, LiveState, check_compute_type
 
 COMPUTE_TYPES = ("aks", "local")
 MAX_SERVICE_NAME = 48  # services are named mldeploy-<name>-front (63 characters at most)
@@ -32,12 +32,7 @@ class SwarmRuntime:
     builds_image = True
 
     def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
-        compute = deployment.get("computeType", "local")
-        if compute not in COMPUTE_TYPES:
-            raise ValidationError(
-                "deployment_config.computeType",
-                f"computeType {compute!r} (in {source}) is not run by the swarm target yet; use {' or '.join(map(repr, COMPUTE_TYPES))}",
-            )
+        check_compute_type(deployment, source, "swarm", COMPUTE_TYPES)
         errors, warnings = sw.unsupported(deployment)
         for w in warnings:
             warn(f"warning: {w}")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import ValidationError
-from ..protocols import DeploySpec, LiveState
+from ..protocols import DeploySpec, LiveState, check_compute_type
 from ._common import AzureTarget, parse_target
 from .naming import check_endpoint_name
 from .online import OnlineDeployer, OnlineSpec, deployment_sizing
@@ -41,9 +41,7 @@ class AzureRuntime:
         return OnlineDeployer(self.workspace, self._credential, self._transport)
 
     def validate(self, deployment: dict[str, Any], source: str, warn: Callable[[str], None]) -> None:
-        compute = deployment.get("computeType", "local")
-        if compute not in COMPUTE_TYPES:
-            raise ValidationError("deployment_config.computeType", f"computeType {compute!r} (in {source}) is not run by the azure target")
+        check_compute_type(deployment, source, "azure", COMPUTE_TYPES)
         deployment_sizing(deployment)  # instance sizes: the smallest SKU that fits, or a ValidationError naming the field
 
     def preflight(self, spec: DeploySpec, progress: Callable[[str], None]) -> None:
