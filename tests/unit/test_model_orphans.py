@@ -66,3 +66,24 @@ def test_delete_takes_the_pending_versions_of_the_resource_with_it(reg: MlflowMo
     reg.delete("m", recorded)
     model_orphans.delete_pending(reg, "m", URN, recorded, lambda _: None)
     assert _versions(reg) == []
+
+
+def test_a_copy_killed_mid_way_leaves_no_staging_directory_behind(reg: MlflowModelRegistry, tmp_path: Path) -> None:
+    """A provider killed while copying leaves ``.staging-<pid>-*``; the next copy sweeps it, a live copy's is kept, delete frees all."""
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    store = reg.artifacts / "m"
+    store.mkdir(parents=True)
+    killed = store / f".staging-{dead.pid}-{'a' * 32}"
+    (killed / "part").mkdir(parents=True)
+    (killed / "part" / "w.bin").write_bytes(b"x" * 1024)
+    live = store / f".staging-1-{'b' * 32}"  # pid 1 runs: a copy in progress elsewhere is left alone
+    live.mkdir()
+    p1, d1 = _model(tmp_path, "one")
+    v = reg.create("m", p1, d1, "", {}, {}).version
+    assert not killed.exists() and live.exists()
+    live.rmdir()
+    reg.delete("m", v)
+    assert not store.exists()  # destroy frees the model's whole directory

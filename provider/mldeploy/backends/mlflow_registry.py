@@ -176,9 +176,14 @@ class MlflowModelRegistry:
         )
 
     def _staging(self, name: str) -> Path:
-        """A fresh private directory to copy a version into before it is renamed into place."""
+        """A fresh private directory to copy a version into before it is renamed into place.
+
+        Named ``.staging-<pid>-<random>``: a copy whose provider was killed leaves one behind,
+        and the next copy into (or delete of) the same model removes those of dead processes.
+        """
         (self.artifacts / name).mkdir(mode=0o700, parents=True, exist_ok=True)
-        staging = self.artifacts / name / f".staging-{uuid.uuid4().hex}"
+        _sweep_staging(self.artifacts / name)
+        staging = self.artifacts / name / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
         staging.mkdir(mode=0o700)
         return staging
 
@@ -296,10 +301,29 @@ class MlflowModelRegistry:
                 shutil.rmtree(source, ignore_errors=True)
             # An empty registered model goes too (under the lock, so no create can be racing it).
             if not self._call(client.search_model_versions, f"list versions of {name}", f"name = '{name}'"):
+                _sweep_staging(self.artifacts / name)
                 with contextlib.suppress(NotFound):
                     self._call(client.delete_registered_model, f"delete registered model {name}", name)
                 with contextlib.suppress(OSError):
                     (self.artifacts / name).rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _sweep_staging(model_dir: Path) -> None:
+    """Remove the staging directories that providers killed mid-copy left in ``model_dir`` (their pid is gone)."""
+    for d in model_dir.glob(".staging-*-*"):
+        pid = d.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 __all__ = ["MlflowModelRegistry"]
