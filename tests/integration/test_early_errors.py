@@ -1,4 +1,4 @@
-"""Clear, early errors through the real engine: a locked MLflow database, a Dockerfile typo on a fresh stack."""
+"""Clear, early errors through the real engine: a locked MLflow database; a Dockerfile typo, a Python outside the requirements on a fresh stack."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mldeploy.settings import Settings
 
+from .conftest import DEMO
 from .harness import Project
 
 
@@ -97,3 +100,39 @@ def test_a_dockerfile_syntax_error_fails_preview_on_a_fresh_stack_with_nothing_c
     assert res.returncode != 0
     resources = json.loads(project.export()).get("deployment", {}).get("resources") or []
     assert [r["type"] for r in resources if not r["type"].startswith("pulumi:")] == []
+
+
+ARGS_PROGRAM = """
+import pulumi
+from mldeploy import BaseImage, ModelVersion, ServicePrincipal
+push = ServicePrincipal("push", role="AcrPush", display_name="early-push")
+mv = ModelVersion("m", model_name="early-model", path={model!r})
+base = BaseImage("base", context={context!r}, repository={repository!r}, tag="v1", service_principal=push,
+                 build_args={{"PYTHON_VERSION": "3.8"}})
+pulumi.export("ref", base.image_ref)
+"""
+
+
+def test_a_python_version_build_arg_outside_the_requirements_fails_preview_with_nothing_built(
+    project: Project, tmp_path: Path, settings: Settings, docker_client: Any
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.txt").write_text("1")
+    repository = f"pytest/early-py-{project.name[-6:]}"
+    context = DEMO / "base"  # the demo base: ARG PYTHON_VERSION=3.11, here given as 3.8
+    project.write(ARGS_PROGRAM.format(model=str(model), context=str(context), repository=repository))
+    start = time.monotonic()
+    res = project.preview(check=False)
+    took = time.monotonic() - start
+    print(f"\npreview with build_args PYTHON_VERSION=3.8 failed in {took:.1f} s")
+    assert res.returncode != 0
+    assert "build_args.PYTHON_VERSION: the image's Python would be 3.8 (build_args PYTHON_VERSION='3.8'" in res.output, res.output[-3000:]
+    assert "outside requirements.python '>=3.9,<3.14'" in res.output
+    assert "Fix: pass build_args={'PYTHON_VERSION': '3.11'}" in res.output
+    res = project.pulumi("up", "--yes", check=False)  # up previews first: fails there, before anything is created or built
+    assert res.returncode != 0 and "build_args.PYTHON_VERSION" in res.output, res.output[-3000:]
+    resources = json.loads(project.export()).get("deployment", {}).get("resources") or []
+    assert [r["type"] for r in resources if not r["type"].startswith("pulumi:")] == []
+    assert docker_client.images.list(name=f"{settings.registry}/{repository}") == []
+    assert list((settings.logs_dir / "builds").glob(f"{repository.replace('/', '-')}-*")) == []

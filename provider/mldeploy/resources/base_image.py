@@ -25,6 +25,11 @@ version. An image missing a requirement (``mldeploy.requirements``; the
 default is what the inference server needs) is not pushed, and the error
 lists every unmet requirement with the value found. The facts are outputs:
 ``os`` (``id``, ``version``, ``name``), ``python_version``, ``conda_version``.
+Before that, at preview, what the Dockerfile and its build args already say
+(``ARG PYTHON_VERSION``'s value, a ``FROM python:3.8-slim``, ``debian:buster``
+or ``ubuntu:18.04`` base) is checked against the requirements
+(``mldeploy.declared_facts``): such a mismatch fails ``check`` naming the
+build arg or the Dockerfile line, before anything is built or created.
 
 Registries (``mldeploy.refs``): ``registry="local"`` with no credentials is
 the workspace's registry, whose credentials come from the workspace (a
@@ -64,7 +69,7 @@ from typing import Any, cast
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
-from .. import dockerfile_check
+from .. import declared_facts, dockerfile_check
 from ..backends import select, wheelhouse_probe
 from ..backends.docker_engine import DockerEngine, local_image_id
 from ..backends.protocols import ImageBuilder, ImageRegistry
@@ -85,7 +90,7 @@ from ..refs import (
 )
 from ..requirements import ImageFacts, ImageRequirements, parse_os_release, unmet
 from ..settings import Settings
-from ._common import changed, is_unknown, progress, run_checks
+from ._common import changed, is_unknown, needs, progress, run_checks
 
 KIND = "BaseImage"
 REPLACE_KEYS = ("registry_address", "repository")
@@ -276,6 +281,23 @@ def _check_requirements(news: dict[str, Any]) -> None:
     ImageRequirements.from_input(news.get("requirements"))
 
 
+@needs("context", "dockerfile", "build_args", "requirements")
+def _check_declared_requirements(news: dict[str, Any]) -> None:
+    """What the Dockerfile and its build args already say (Python version, base OS) against the requirements, before any build.
+
+    ``mldeploy.declared_facts``; anything not known at preview is left to the check after the build.
+    """
+    args = news.get("build_args")
+    if any(is_unknown(news.get(k)) for k in ("context", "dockerfile", "requirements")) or (args is not None and not isinstance(args, dict)):
+        return  # a whole build_args not known yet (an output of another resource)
+    args = args or {}
+    unknown = {k for k, v in args.items() if is_unknown(v)}
+    path = dockerfile_path(news["context"], news["dockerfile"])
+    text = path.read_text()
+    given = effective_build_args(text, {k: v for k, v in args.items() if k not in unknown}, Settings.from_env().wheelhouse_url)
+    declared_facts.check(ImageRequirements.from_input(news.get("requirements")), text, path, given, unknown)
+
+
 def _check_registry(news: dict[str, Any]) -> None:
     keys = ("registry", "username", "password", "registry_kind")
     if any(is_unknown(news.get(k)) for k in keys):
@@ -440,6 +462,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             _check_build_args,
             _check_platform,
             _check_requirements,
+            _check_declared_requirements,
             _check_registry,
             _check_context_digest,
             _check_build_on,
