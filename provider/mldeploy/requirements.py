@@ -90,7 +90,8 @@ class ImageRequirements(BaseModel):
         if not isinstance(value, dict):
             raise ValidationError(field, f"expected a mapping like {{'os': {DEFAULT_OS}, 'python': '{DEFAULT_PYTHON}', 'conda': False}}")
         try:
-            return cls(**{k: v for k, v in value.items() if v is not None})
+            # None means the default, except for python, where it means "not checked" (``describe``).
+            return cls(**{k: v for k, v in value.items() if v is not None or k == "python"})
         except PydanticValidationError as exc:
             msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or field}: {e['msg']}" for e in exc.errors())
             raise ValidationError(field, msgs) from None

@@ -70,6 +70,10 @@ def test_from_input_defaults_and_round_trip() -> None:
     req = ImageRequirements.from_input({"os": {"Ubuntu": "22.04"}, "python": ">=3.10", "conda": None})
     assert req.os == {"ubuntu": "22.04"} and req.conda is False
     assert ImageRequirements.from_input(req.model_dump()) == req
+    # python=None turns the Python check off (as ImageRequirements(python=None) does), also through the resource input.
+    off = ImageRequirements.from_input({"python": None})
+    assert off.python is None and "python not checked" in off.describe()
+    assert ImageRequirements.from_input(off.model_dump()) == off
 
 
 def test_parse_os_release() -> None:
