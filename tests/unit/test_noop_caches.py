@@ -67,8 +67,20 @@ def test_context_digest_cache_keys_on_the_parent(ctx: Path, monkeypatch: pytest.
 class _Engine(BaseHTTPRequestHandler):
     images: ClassVar[dict[str, str]] = {"/images/127.0.0.1:5000/team/base:v1/json": "sha256:" + "c" * 64}
 
+    containers: ClassVar[list[dict[str, object]]] = [
+        {"Id": "c1" * 32, "Names": ["/mldeploy-iris-abc123"], "State": "running", "Image": "127.0.0.1:5000/mldeploy/iris@sha256:" + "d" * 64,
+         "Labels": {"mldeploy.service": "iris", "mldeploy.port": "8890", "mldeploy.stack": "dev"}},
+    ]  # fmt: skip
+
     def do_GET(self) -> None:
-        if self.path in self.images:
+        if self.path.startswith("/containers/json?"):
+            from urllib.parse import parse_qs, urlsplit
+
+            query = parse_qs(urlsplit(self.path).query)
+            want = json.loads(query["filters"][0])["label"]
+            found = [c for c in self.containers if all(w in {f"{k}={v}" for k, v in c["Labels"].items()} for w in want)]  # type: ignore[attr-defined]
+            body, code = json.dumps(found).encode(), 200
+        elif self.path in self.images:
             body, code = json.dumps({"Id": self.images[self.path]}).encode(), 200
         elif self.path.startswith("/images/broken"):
             body, code = b'{"message": "boom"}', 500
@@ -108,3 +120,20 @@ def test_local_image_id_names_an_unreachable_engine(tmp_path: Path, monkeypatch:
     with pytest.raises(BackendError, match="cannot reach Docker Engine"):
         local_image_id("any:1")
     assert time.monotonic() - t0 < 5
+
+
+def test_containers_are_listed_over_the_socket_without_the_docker_sdk(engine: Path) -> None:
+    """Every preview of a local deployment asks who runs its service and its port: one request each, no Docker SDK loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mldeploy.backends import docker_runtime as rt\n"
+        "mine = rt.find('iris'); owner = rt.owner_of_port(8890)\n"
+        "assert [c.name for c in mine] == ['mldeploy-iris-abc123'] and mine[0].status == 'running', mine\n"
+        "assert owner is not None and owner.labels['mldeploy.stack'] == 'dev' and rt.owner_of_port(8891) is None\n"
+        "assert rt.find('other') == []\n"
+        "assert 'docker' not in sys.modules, 'the Docker SDK was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": f"unix://{engine}"})
+    assert proc.returncode == 0, proc.stderr

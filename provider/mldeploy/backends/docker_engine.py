@@ -109,46 +109,70 @@ def client(timeout: int = 900) -> docker.DockerClient:
         return docker.from_env(timeout=timeout)
 
 
-def local_image_id(ref: str) -> str | None:
-    """The id of the local image ``ref``, or None when the engine has none: ``GET /images/<ref>/json``.
+def engine_get(path: str, what: str) -> tuple[int, Any] | None:
+    """``GET path`` on Docker Engine's unix socket without the Docker SDK: (status, JSON body).
 
-    Programs ask this on every preview (what a ``FROM`` resolves to), so on the
-    engine's unix socket it is one request without loading the Docker SDK (which
-    takes about 0.2 s); with ``DOCKER_HOST`` naming anything else the SDK asks.
+    The no-op path (every preview) asks the engine a few questions; loading the
+    Docker SDK for them takes about 0.2 s, one request here takes milliseconds.
+    None when ``DOCKER_HOST`` names anything but a unix socket: the caller asks
+    through the SDK instead.
     """
     host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     if not host.startswith("unix://"):
-        try:
-            return DockerEngine().inspect(ref).id
-        except NotFound:
-            return None
+        return None
     import http.client
     import json
     import socket
-    from urllib.parse import quote
 
-    path = host[len("unix://") :]
+    sock_path = host[len("unix://") :]
 
     class _Unix(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(self.timeout)
-            self.sock.connect(path)
+            self.sock.connect(sock_path)
 
     conn = _Unix("localhost", timeout=60)
     try:
-        conn.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
+        conn.request("GET", path)
         resp = conn.getresponse()
         body = resp.read()
     except OSError as exc:
-        raise BackendError(f"inspecting image {ref}: cannot reach Docker Engine at {host}: {exc}; is Docker Engine running (make setup)?") from exc
+        raise BackendError(f"{what}: cannot reach Docker Engine at {host}: {exc}; is Docker Engine running (make setup)?") from exc
     finally:
         conn.close()
     if resp.status == 404:
-        return None
+        return 404, None
     if resp.status != 200:
-        raise BackendError(f"inspecting image {ref}: Docker Engine answered {resp.status}: {body[:300].decode('utf-8', 'replace')}")
-    return str(json.loads(body)["Id"])
+        raise BackendError(f"{what}: Docker Engine answered {resp.status}: {body[:300].decode('utf-8', 'replace')}")
+    return 200, json.loads(body)
+
+
+def local_image_id(ref: str) -> str | None:
+    """The id of the local image ``ref``, or None when the engine has none: ``GET /images/<ref>/json``.
+
+    Programs ask this on every preview (what a ``FROM`` resolves to): one request (``engine_get``).
+    """
+    from urllib.parse import quote
+
+    got = engine_get(f"/images/{quote(ref, safe='/:@')}/json", f"inspecting image {ref}")
+    if got is None:
+        try:
+            return DockerEngine().inspect(ref).id
+        except NotFound:
+            return None
+    status, body = got
+    return None if status == 404 else str(body["Id"])
+
+
+def list_containers(label: str, all: bool = False) -> list[dict[str, Any]] | None:
+    """``GET /containers/json`` filtered by one ``label`` (``key=value``): the engine's list entries, or None without a unix socket."""
+    import json
+    from urllib.parse import quote
+
+    query = f"filters={quote(json.dumps({'label': [label]}))}" + ("&all=1" if all else "")
+    got = engine_get(f"/containers/json?{query}", f"listing containers labelled {label}")
+    return None if got is None else list(got[1] or [])
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

@@ -17,17 +17,17 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import docker.errors
-import docker.types
 import requests
 
 from ..errors import BackendError, NotFound
 from . import docker_engine
 from .docker_engine import translate
 from .ownership import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN
+
+if TYPE_CHECKING:
+    import docker
 
 
 @dataclass
@@ -60,6 +60,8 @@ def _container(c: Any) -> Container:
 
 
 def get(container_id: str) -> Container:
+    import docker.errors
+
     try:
         return _container(client().containers.get(container_id))
     except docker.errors.NotFound as exc:
@@ -68,19 +70,38 @@ def get(container_id: str) -> Container:
         raise BackendError(f"inspecting container {container_id[:12]}: {exc}") from exc
 
 
-def find(service: str) -> list[Container]:
+def _listed(label: str, all: bool, what: str) -> list[Container]:
+    """Containers with ``label``, from the engine's list (``docker_engine.list_containers``: no Docker SDK on the no-op path).
+
+    ``image`` is the list's, which names the image id once the reference no longer resolves; ``get`` inspects.
+    """
+    entries = docker_engine.list_containers(label, all=all)
+    if entries is not None:
+        return [
+            Container(
+                id=str(e["Id"]),
+                name=str((e.get("Names") or ["/"])[0]).lstrip("/"),
+                status=str(e.get("State") or ""),
+                image=str(e.get("Image") or ""),
+                labels=dict(e.get("Labels") or {}),
+            )
+            for e in entries
+        ]
+    import docker.errors
+
     try:
-        found = client().containers.list(all=True, filters={"label": f"{LABEL_SERVICE}={service}"})
+        return [_container(c) for c in client().containers.list(all=all, filters={"label": label})]
     except docker.errors.APIError as exc:
-        raise BackendError(f"listing containers of service {service}: {exc}") from exc
-    return [_container(c) for c in found]
+        raise BackendError(f"{what}: {exc}") from exc
+
+
+def find(service: str) -> list[Container]:
+    return _listed(f"{LABEL_SERVICE}={service}", True, f"listing containers of service {service}")
 
 
 def owner_of_port(port: int) -> Container | None:
-    with translate(f"finding the container serving port {port}"):
-        for c in client().containers.list(filters={"label": f"{LABEL_PORT}={port}"}):
-            return _container(c)
-    return None
+    found = _listed(f"{LABEL_PORT}={port}", False, f"finding the container serving port {port}")
+    return found[0] if found else None
 
 
 def start(
@@ -97,6 +118,9 @@ def start(
 
     On failure the container's last log lines are in the error and the container is removed.
     """
+    import docker.errors
+    import docker.types
+
     health_port = free_port()
     cmd = ["azmlinfsrv", "--entry_script", entry_script, "--port", str(port), "--health_port", str(health_port)]
     try:
@@ -146,6 +170,8 @@ def _wait_healthy(c: Any, name: str, health_port: int, timeout: float, log_lines
 
 def remove(container_id: str, grace: int = 10, progress: Callable[[str], None] | None = None) -> None:
     """Stop (gracefully) and remove a container. A missing container is not an error."""
+    import docker.errors
+
     try:
         c = client().containers.get(container_id)
         try:
@@ -162,6 +188,8 @@ def remove(container_id: str, grace: int = 10, progress: Callable[[str], None] |
 
 def logs(container_id: str, lines: int = 40) -> str:
     """A container's last log lines, or a note saying why there are none."""
+    import docker.errors
+
     try:
         return str(client().containers.get(container_id).logs(tail=lines).decode(errors="replace"))
     except docker.errors.DockerException as exc:

@@ -51,22 +51,13 @@ def base_source(news: dict[str, Any]) -> base_ref.BaseImageSource | None:
 
 def check_base_image(news: dict[str, Any]) -> None:
     """Resolve the base image against its registry with its own credentials (``base_ref``); sets ``base_image_pinned``."""
-    from ..backends.docker_engine import DockerEngine
+    from ..backends.docker_engine import local_image_id
 
     src = base_source(news)
     if src is None:
         return
     base = str(news["base_image"])
-    engine = DockerEngine()
-
-    def local(ref: str) -> bool:
-        try:
-            engine.inspect(ref)
-            return True
-        except NotFound:
-            return False
-
-    if base_ref.is_local_only(src, base, local):
+    if base_ref.is_local_only(src, base, lambda ref: local_image_id(ref) is not None):
         news["base_image_pinned"] = base
         return
     news["base_image_pinned"] = base_ref.resolve(src)
@@ -96,13 +87,15 @@ def pull_base(news: dict[str, Any], say: Any = None) -> str | None:
 
 def image_facts(ref: str) -> dict[str, Any]:
     """The image's Python version and ``pip inspect`` report, probed once per image id (cached)."""
-    from ..backends.docker_engine import DockerEngine
+    from ..backends.docker_engine import DockerEngine, local_image_id
 
-    engine = DockerEngine()
-    image_id = engine.inspect(ref).id
+    image_id = local_image_id(ref)
+    if image_id is None:
+        raise NotFound(f"image {ref} is not on this Docker Engine")
     cache = Settings.from_env().cache_dir / FACTS_CACHE
     known: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
     if image_id not in known:
+        engine = DockerEngine()
         report = engine.pip_inspect(ref)
         known[image_id] = {
             "python": engine.probe(ref).python_version,
