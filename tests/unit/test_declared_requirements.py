@@ -11,6 +11,8 @@ from mldeploy.resources.base_image import BaseImageProvider
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
+from .test_base_image import inputs
+
 DEMO_DOCKERFILE = Path(__file__).resolve().parents[2] / "stacks" / "demo" / "base" / "Dockerfile"
 DEMO_PY_LINE = next(i for i, line in enumerate(DEMO_DOCKERFILE.read_text().splitlines(), 1) if line.startswith("ARG PYTHON_VERSION="))
 NOTE = "Read from the Dockerfile at preview: nothing was built."
@@ -36,20 +38,7 @@ def demo(tmp_path: Path, python_default: str = "3.11") -> Path:
 
 
 def reasons(p: BaseImageProvider, ctx: Path, **over: Any) -> list[str]:
-    news = {
-        "context": str(ctx),
-        "dockerfile": "Dockerfile",
-        "repository": "demo/base",
-        "tag": "v1",
-        "build_args": {},
-        "registry": "local",
-        "username": "u",
-        "password": "p",
-        "context_digest": "sha256:" + "0" * 64,
-        "retain_on_delete": False,
-        **over,
-    }
-    return [f.reason for f in p.check({}, news).failures]
+    return [f.reason for f in p.check({}, inputs(ctx, **over)).failures]
 
 
 # -- Python ---------------------------------------------------------------------------
