@@ -65,17 +65,14 @@ def check_base_image(news: dict[str, Any]) -> None:
 
 def pull_base(news: dict[str, Any], say: Any = None) -> str | None:
     """Make sure this engine has the base image, pulled with its own credentials. Returns the reference, or None."""
-    from ..backends.docker_engine import DockerEngine
+    from ..backends.docker_engine import DockerEngine, local_image_id
 
     ref = news.get("base_image_pinned") or news.get("base_image")
     if not ref or is_unknown(ref):
         return None
-    engine = DockerEngine(progress=say or (lambda m: None))
-    try:
-        engine.inspect(ref)
+    if local_image_id(str(ref)) is not None:  # every preview asks: one request, no Docker SDK
         return str(ref)
-    except NotFound:
-        pass
+    engine = DockerEngine(progress=say or (lambda m: None))
     src = base_source(news)
     if src is None:
         return None
