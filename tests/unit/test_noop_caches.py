@@ -137,3 +137,23 @@ def test_containers_are_listed_over_the_socket_without_the_docker_sdk(engine: Pa
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "DOCKER_HOST": f"unix://{engine}"})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_context_size_guard_is_remembered_until_the_context_changes(ctx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check() and the program both guard the context's size; an unchanged context is not walked through the SDK again."""
+    from mldeploy.paths import Policy
+
+    walked: list[str] = []
+    real = bi.context_files
+    monkeypatch.setattr(bi, "context_files", lambda c, d=None: walked.append(str(c)) or real(c, d))
+    policy = Policy.current({"allowed_roots": [str(ctx)]})
+    bi.contained_context(str(ctx), None, policy)
+    bi.contained_context(str(ctx), None, policy)
+    assert len(walked) == 1
+    (ctx / "big.bin").write_bytes(b"x" * 2048)
+    small = Policy(policy.roots, max_bytes=1024, max_files=policy.max_files)  # another policy: guarded again, and refused
+    with pytest.raises(bi.ValidationError, match="context"):
+        bi.contained_context(str(ctx), None, small)
+    assert len(walked) == 2
+    bi.contained_context(str(ctx), None, policy)  # the context changed since it passed: walked again
+    assert len(walked) == 3

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from ..errors import BackendError, NotFound
 from . import docker_engine
 from .docker_engine import translate
@@ -149,6 +147,8 @@ def start(
 
 
 def _wait_healthy(c: Any, name: str, health_port: int, timeout: float, log_lines: int) -> Container:
+    import requests
+
     deadline = time.monotonic() + timeout
     while True:
         c.reload()

@@ -209,8 +209,26 @@ def contained_context(context: str, dockerfile: str | None, policy: Policy) -> N
     """
     ctx = contain(context, "context", policy, what="the build context")
     contain(dockerfile_path(context, dockerfile), "dockerfile", policy, what="the Dockerfile")
-    if ctx.is_dir():
-        tree_size(context_files(ctx, dockerfile or "Dockerfile"), ctx, "context", policy)
+    if not ctx.is_dir():
+        return
+    # The size guard walks what Docker would send through the SDK's .dockerignore rules (which loads the
+    # SDK): on every preview the program and check() would repeat it, so a context it passed is remembered
+    # by the same stat signature as the context digest's cache.
+    cache = Settings.from_env().cache_dir / "context-guarded.json"
+    try:
+        signature = _tree_signature(str(ctx), ["size guard", dockerfile or "Dockerfile", repr(policy)])
+        passed: list[str] = json.loads(cache.read_text()) if cache.exists() else []
+    except (OSError, ValueError):
+        signature, passed = "", []
+    if signature and signature in passed:
+        return
+    tree_size(context_files(ctx, dockerfile or "Dockerfile"), ctx, "context", policy)
+    if signature:
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps([*passed, signature][-_CONTEXT_CACHE_ENTRIES:]))
+            os.replace(tmp, cache)
 
 
 def _program_context_digest(context: str, dockerfile: str | None, build_args: Mapping[str, str] | None, policy: dict[str, Any]) -> str | None:
