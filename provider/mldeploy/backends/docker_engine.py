@@ -78,27 +78,31 @@ def _is_auth(text: str) -> bool:
 
 @contextlib.contextmanager
 def translate(action: str) -> Iterator[None]:
-    """Turn docker/requests exceptions raised inside into ``mldeploy.errors``, naming ``action``."""
-    import docker.errors  # the Docker SDK is loaded only by the operations that talk to the engine
-    import requests
+    """Turn docker/requests exceptions raised inside into ``mldeploy.errors``, naming ``action``.
 
+    The Docker SDK and requests are imported only when something was raised: a block that asks the
+    engine over its socket (``engine_get``) must not load them on the no-op path.
+    """
     try:
         yield
     except (BackendError, NotFound, AuthError, BuildError):
         raise
-    except docker.errors.ImageNotFound as exc:
-        raise NotFound(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.NotFound as exc:
-        raise NotFound(f"{action}: {exc.explanation or exc}") from exc
-    except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc)
-        if exc.status_code == 401 or _is_auth(text):
-            raise AuthError(f"{action}: the registry refused the credentials: {text}") from exc
-        raise BackendError(f"{action}: {text}") from exc
-    except docker.errors.DockerException as exc:
-        raise BackendError(f"{action}: {exc}; is Docker Engine running (make setup)?") from exc
-    except requests.RequestException as exc:
-        raise BackendError(f"{action}: cannot reach Docker Engine: {exc}") from exc
+    except Exception as exc:
+        import docker.errors
+        import requests
+
+        if isinstance(exc, docker.errors.NotFound):  # ImageNotFound too
+            raise NotFound(f"{action}: {exc.explanation or exc}") from exc
+        if isinstance(exc, docker.errors.APIError):
+            text = str(exc.explanation or exc)
+            if exc.status_code == 401 or _is_auth(text):
+                raise AuthError(f"{action}: the registry refused the credentials: {text}") from exc
+            raise BackendError(f"{action}: {text}") from exc
+        if isinstance(exc, docker.errors.DockerException):
+            raise BackendError(f"{action}: {exc}; is Docker Engine running (make setup)?") from exc
+        if isinstance(exc, requests.RequestException):
+            raise BackendError(f"{action}: cannot reach Docker Engine: {exc}") from exc
+        raise
 
 
 def client(timeout: int = 900) -> docker.DockerClient:
