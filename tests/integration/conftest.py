@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,10 @@ from mldeploy.settings import Settings
 
 from .harness import Project
 
-DEMO = Path(__file__).resolve().parents[2] / "stacks" / "demo"
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "stacks" / "demo"
+ADD_NODE = str(ROOT / "scripts" / "kubernetes" / "add-node.sh")
+Kubectl = Callable[..., str]
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +188,74 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
+
+
+# -- the kubernetes and swarm targets (test_kubernetes.py, test_swarm.py, test_interruption.py) ---------------
+def kubectl_bin(settings: Settings) -> str:
+    """The embedded cluster's kubectl (build.sh links it to the multi-call binary), else one on PATH."""
+    embedded = settings.home / "kubernetes" / "bin" / "kubectl"
+    return str(embedded) if embedded.exists() else shutil.which("kubectl") or "kubectl"
+
+
+@pytest.fixture(scope="module")
+def kubectl(settings: Settings) -> Kubectl:
+    from mldeploy.backends import kubernetes as k8s
+
+    if os.environ.get("MLDEPLOY_KUBERNETES") == "0":
+        pytest.skip("MLDEPLOY_KUBERNETES=0: no embedded cluster; unset it (or point KUBECONFIG at a cluster) to run these")
+    path, _ctx = k8s.kubeconfig_of({})
+    if not Path(path).is_file():
+        pytest.fail(f"no kubeconfig at {path}: run `make setup` (its kubernetes step starts the cluster)", pytrace=False)
+    exe = kubectl_bin(settings)
+
+    def run(*args: str, check: bool = True) -> str:
+        r = subprocess.run([exe, "--kubeconfig", path, *args], capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {r.stderr}")
+        return r.stdout
+
+    r = subprocess.run([exe, "--kubeconfig", path, "get", "--raw", "/readyz"], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"the cluster of {path} is not ready ({r.stderr.strip()}); run `make setup`", pytrace=False)
+    return run
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, project: Project) -> Iterator[str]:
+    """A namespace of this test's own; whatever a failed test left behind goes with it (and the second node)."""
+    ns = f"it-{project.name[-8:]}"
+    yield ns
+    subprocess.run(["bash", ADD_NODE, "--remove", "2"], capture_output=True)
+    kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
+
+
+def docker_cli(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def swarm_objects(svc: str) -> dict[str, list[str]]:
+    """The ids of the swarm services, configs, secrets and networks labelled with service name ``svc``."""
+    flt = f"label=mldeploy.service={svc}"
+    return {kind: docker_cli(kind, "ls", "-q", "--filter", flt).split() for kind in ("service", "config", "secret", "network")}
+
+
+@pytest.fixture
+def swarm(settings: Settings) -> None:
+    state = docker_cli("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
+    if state != "active":
+        pytest.fail(f"the swarm tests need an active swarm (make setup runs docker swarm init); state: {state}", pytrace=False)
+
+
+@pytest.fixture
+def cleanup_swarm() -> Iterator[list[str]]:
+    """Service names a test appends; whatever a failed test left labelled with them is removed."""
+    names: list[str] = []
+    yield names
+    for svc in names:
+        objs = swarm_objects(svc)
+        for kind in ("service", "network", "config", "secret"):
+            for oid in objs[kind]:
+                for _ in range(30):
+                    if subprocess.run(["docker", kind, "rm", oid], capture_output=True).returncode == 0:
+                        break
+                    time.sleep(1)

@@ -14,24 +14,16 @@ Skipped only when MLDEPLOY_KUBERNETES=0 (no embedded cluster wanted); otherwise 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
-from mldeploy.backends import kubernetes as k8s
-from mldeploy.settings import Settings
 
-from .conftest import Load, copy_demo, deployment_program
+from .conftest import ADD_NODE, Kubectl, Load, copy_demo, deployment_program
 from .harness import Project
 
-ROOT = Path(__file__).resolve().parents[2]
-ADD_NODE = str(ROOT / "scripts" / "kubernetes" / "add-node.sh")
 NODE_PORT = 30051
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 EXPORTS = {
@@ -41,34 +33,6 @@ EXPORTS = {
     "primary_key": "dep.primary_key",
     "secondary_key": "dep.secondary_key",
 }
-Kubectl = Callable[..., str]
-
-
-def kubectl_bin(settings: Settings) -> str:
-    """The embedded cluster's kubectl (build.sh links it to the multi-call binary), else one on PATH."""
-    embedded = settings.home / "kubernetes" / "bin" / "kubectl"
-    return str(embedded) if embedded.exists() else shutil.which("kubectl") or "kubectl"
-
-
-@pytest.fixture(scope="module")
-def kubectl(settings: Settings) -> Kubectl:
-    if os.environ.get("MLDEPLOY_KUBERNETES") == "0":
-        pytest.skip("MLDEPLOY_KUBERNETES=0: no embedded cluster; unset it (or point KUBECONFIG at a cluster) to run these")
-    path, _ctx = k8s.kubeconfig_of({})
-    if not Path(path).is_file():
-        pytest.fail(f"no kubeconfig at {path}: run `make setup` (its kubernetes step starts the cluster)", pytrace=False)
-    exe = kubectl_bin(settings)
-
-    def run(*args: str, check: bool = True) -> str:
-        r = subprocess.run([exe, "--kubeconfig", path, *args], capture_output=True, text=True)
-        if check and r.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {r.stderr}")
-        return r.stdout
-
-    r = subprocess.run([exe, "--kubeconfig", path, "get", "--raw", "/readyz"], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"the cluster of {path} is not ready ({r.stderr.strip()}); run `make setup`", pytrace=False)
-    return run
 
 
 def deployment_config(namespace: str, **extra: Any) -> dict[str, Any]:
@@ -97,15 +61,6 @@ def _labelled(kubectl: Kubectl, namespace: str, svc: str) -> list[str]:
 def _pods(kubectl: Kubectl, namespace: str, svc: str) -> list[dict[str, Any]]:
     items = json.loads(kubectl("get", "pods", "-n", namespace, "-l", f"mldeploy.service={svc}", "-o", "json"))["items"]
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-@pytest.fixture
-def namespace(kubectl: Kubectl, project: Project) -> Iterator[str]:
-    """A namespace of this test's own; whatever a failed test left behind goes with it (and the second node)."""
-    ns = f"it-{project.name[-8:]}"
-    yield ns
-    subprocess.run(["bash", ADD_NODE, "--remove", "2"], capture_output=True)
-    kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
 
 
 def test_kubernetes_lifecycle(project: Project, tmp_path: Path, demo_base: str, kubectl: Kubectl, namespace: str) -> None:

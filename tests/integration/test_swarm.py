@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import Load, deployment_program
+from .conftest import Load, deployment_program, docker_cli, swarm_objects
 from .conftest import copy_demo as _copy_demo
 from .harness import Project
 
 PORT = 18893
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
-LABEL = "mldeploy.service"
 EXPORTS = {
     "scoring_uri": "dep.scoring_uri",
     "image_ref": "dep.image_ref",
@@ -54,42 +53,9 @@ def deployment_config(**extra: Any) -> str:
     return json.dumps(dc)
 
 
-def _docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
-
-
-def _objects(svc: str) -> dict[str, list[str]]:
-    flt = f"label={LABEL}={svc}"
-    return {
-        kind: _docker(kind, "ls", "-q", "--filter", flt).split()
-        for kind in ("service", "config", "secret")
-    } | {"network": _docker("network", "ls", "-q", "--filter", flt).split()}
-
-
 def _score(uri: str, key: str | None = None) -> requests.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return requests.post(uri, json=SAMPLE, headers=headers, timeout=15)
-
-
-@pytest.fixture
-def swarm(settings) -> None:  # type: ignore[no-untyped-def]
-    state = _docker("info", "-f", "{{.Swarm.LocalNodeState}}").strip()
-    if state != "active":
-        pytest.fail(f"the swarm tests need an active swarm (make setup runs docker swarm init); state: {state}", pytrace=False)
-
-
-@pytest.fixture
-def cleanup_swarm():  # type: ignore[no-untyped-def]
-    names: list[str] = []
-    yield names
-    for svc in names:  # whatever a failed test left behind
-        objs = _objects(svc)
-        for kind in ("service", "network", "config", "secret"):
-            for oid in objs[kind]:
-                for _ in range(30):
-                    if subprocess.run(["docker", kind, "rm", oid], capture_output=True).returncode == 0:
-                        break
-                    time.sleep(1)
 
 
 def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm, cleanup_swarm, settings) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +76,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     uri = outs["scoring_uri"]
     assert uri == f"http://127.0.0.1:{PORT}/score"
     assert outs["replicas"] == 3
-    spec = json.loads(_docker("service", "inspect", model))[0]["Spec"]
+    spec = json.loads(docker_cli("service", "inspect", model))[0]["Spec"]
     assert spec["Mode"]["Replicated"]["Replicas"] == 3
     assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == outs["image_ref"]
     assert spec["TaskTemplate"]["Resources"]["Limits"] == {"NanoCPUs": 500_000_000, "MemoryBytes": 512 * 1024**2}
@@ -122,7 +88,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert spec["Labels"]["mldeploy.tag.team"] == "it"
     env = dict(e.split("=", 1) for e in spec["TaskTemplate"]["ContainerSpec"]["Env"])
     assert env["SCORING_TIMEOUT_MS"] == "20000" and env["WORKER_COUNT"] == "2"
-    running = _docker("service", "ps", model, "--filter", "desired-state=running", "--format", "{{.CurrentState}}").splitlines()
+    running = docker_cli("service", "ps", model, "--filter", "desired-state=running", "--format", "{{.CurrentState}}").splitlines()
     assert len(running) == 3 and all(s.startswith("Running") for s in running), running
     # Requests are spread over the replicas: each task's access log shows scoring requests.
     for _ in range(30):
@@ -168,25 +134,25 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert "rolled back" in failed.output and "RuntimeError: model store offline" in failed.output, failed.output[-3000:]
     assert load.ok > 20 and load.failed == 0, (load.ok, load.failed, load.answers)
     assert set(load.answers) == {json.dumps({"predictions": ["setosa", "virginica"], "version": 2}, sort_keys=True)}
-    spec = json.loads(_docker("service", "inspect", model))[0]
+    spec = json.loads(docker_cli("service", "inspect", model))[0]
     assert spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == v2_image
     assert spec["UpdateStatus"]["State"] == "rollback_completed"
     score.write_text(v2)
     assert project.ops() == {}
 
     # Out of band: docker service rm -> refresh finds it gone -> up recreates it.
-    _docker("service", "rm", model)
+    docker_cli("service", "rm", model)
     project.refresh()
     assert project.ops() == {"svc": "create"}
     project.up()
     assert _score(uri).json()["version"] == 2
 
     # Out of band: docker service scale -> refresh reads 1 replica -> up restores 3.
-    _docker("service", "scale", "--detach", f"{model}=1")
+    docker_cli("service", "scale", "--detach", f"{model}=1")
     project.refresh()
     assert project.ops() == {"svc": "update"}
     project.up()
-    assert json.loads(_docker("service", "inspect", model))[0]["Spec"]["Mode"]["Replicated"]["Replicas"] == 3
+    assert json.loads(docker_cli("service", "inspect", model))[0]["Spec"]["Mode"]["Replicated"]["Replicas"] == 3
     assert project.outputs()["replicas"] == 3
 
     # authEnabled: keys generated by the provider, secrets in state, enforced by the nginx front.
@@ -218,7 +184,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     t = time.monotonic()
     project.destroy()
     timings["destroy"] = time.monotonic() - t
-    assert _objects(svc) == {"service": [], "config": [], "secret": [], "network": []}
+    assert swarm_objects(svc) == {"service": [], "config": [], "secret": [], "network": []}
     print(f"timings: { {k: round(v) for k, v in timings.items()} }, total {time.monotonic() - t0:.0f}s")
 
 

@@ -155,3 +155,43 @@ def test_local_target_still_refuses_aks_and_swarm_checks_fields() -> None:
     ok = {"target": "swarm", "service_name": "x", "deployment_config": {"computeType": "aks", "numReplicas": 2}}
     idp._resolve_deployment(ok)
     assert ok["deployment"]["numReplicas"] == 2 and ok["port"] == idp.DEFAULT_PORT
+
+
+class _UpdatingApi:
+    """A swarm manager whose service reports ``states`` as its UpdateStatus, one per inspect (then the last one)."""
+
+    def __init__(self, *states: str) -> None:
+        self.states, self.events = list(states), list[str]()
+
+    def inspect_service(self, name: str) -> dict[str, object]:
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        self.events.append(f"inspect: {state}")
+        template = {"ContainerSpec": {"Image": "reg/m@sha256:2"}}
+        return {"ID": "s1", "Version": {"Index": 7}, "UpdatedAt": "t1", "UpdateStatus": {"State": state}, "Spec": {"TaskTemplate": template}}
+
+    def update_service(self, *args: object, **kwargs: object) -> None:
+        self.events.append("update")
+
+
+def _swarm(api: _UpdatingApi, lines: list[str]) -> sw.Swarm:
+    swarm = sw.Swarm.__new__(sw.Swarm)  # no Docker Engine: the manager is the fake
+    swarm.progress, swarm.api = lines.append, api  # type: ignore[assignment]
+    return swarm
+
+
+def test_apply_lets_swarm_finish_an_interrupted_runs_update_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update of the same spec would cancel Swarm's monitored rollout (it goes on unmonitored, with no status to wait for)."""
+    monkeypatch.setattr(sw.time, "sleep", lambda _s: None)
+    api, lines = _UpdatingApi("updating", "updating", "completed"), list[str]()
+    spec = {"name": "mldeploy-x", "task_template": {"ContainerSpec": {"Image": "reg/m@sha256:2"}}}
+    assert _swarm(api, lines).apply(spec, timeout=60) == (False, "t1")
+    assert api.events == ["inspect: updating", "inspect: updating", "inspect: completed", "update", "inspect: completed"]
+    assert lines == ["mldeploy-x: Swarm is still rolling out an earlier update (updating; was a run interrupted?); waiting for it to finish"]
+
+
+def test_apply_updates_a_stuck_update_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sw.time, "sleep", lambda _s: None)
+    api, lines = _UpdatingApi("rollback_started"), list[str]()
+    _swarm(api, lines).apply({"name": "mldeploy-x", "task_template": {}}, timeout=-1)
+    assert api.events[-2:] == ["update", "inspect: rollback_started"]
+    assert lines == ["mldeploy-x: Swarm's update in progress (rollback_started) did not finish within -1s; updating it anyway"]

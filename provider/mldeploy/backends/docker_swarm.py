@@ -74,6 +74,8 @@ CMD ["nginx", "-c", "/etc/mldeploy/nginx.conf", "-g", "daemon off;"]
 # Terminal states of a service's UpdateStatus.
 _DONE = "completed"
 _ROLLED_BACK = ("rollback_completed", "rollback_paused", "paused")
+# States of an update Swarm is still rolling out (``Swarm.finish_update`` waits for them to end).
+_IN_PROGRESS = ("updating", "rollback_started")
 
 
 # -- what the deployment config becomes ----------------------------------------------------------
@@ -445,15 +447,16 @@ class Swarm:
         except docker.errors.APIError as exc:
             raise BackendError(f"inspecting swarm service {name}: {_explain(exc)}") from exc
 
-    def apply(self, spec: dict[str, Any]) -> tuple[bool, str]:
-        """Create the service, or update it to ``spec``.
+    def apply(self, spec: dict[str, Any], timeout: float = 300) -> tuple[bool, str]:
+        """Create the service, or update it to ``spec``, once an update Swarm is still rolling out is done
+        (``finish_update``, waiting at most ``timeout`` seconds).
 
         Returns (rollout, since): whether Swarm must replace its tasks, and the service's UpdatedAt
         (manager time), after which any failed task belongs to this change.
         """
         name = spec["name"]
         try:
-            current = self.inspect(name)
+            current = self.finish_update(name, timeout)
         except NotFound:
             try:
                 self.api.create_service(**spec)
@@ -467,6 +470,29 @@ class Swarm:
             raise BackendError(f"updating swarm service {name}: {_explain(exc)}") from exc
         after = self.inspect(name)
         return bool(_strip_force(before) != _strip_force(after["Spec"]["TaskTemplate"])), str(after["UpdatedAt"])
+
+    def finish_update(self, name: str, timeout: float) -> dict[str, Any]:
+        """The service once Swarm has finished the update (or rollback) it is rolling out, if any; at most ``timeout`` seconds.
+
+        Such an update was started by an earlier run that was interrupted (``kill -9``) during its wait. Updating
+        the service now, even to the same spec, would cancel it: Swarm goes on replacing the tasks, but unmonitored
+        (no rollback) and with no UpdateStatus, so the wait could not tell when the last old task stops answering.
+        After ``timeout`` the update goes ahead anyway (the new spec supersedes a stuck one).
+        """
+        deadline = time.monotonic() + timeout
+        said = False
+        while True:
+            svc = self.inspect(name)
+            state = (svc.get("UpdateStatus") or {}).get("State")
+            if state not in _IN_PROGRESS:
+                return svc
+            if time.monotonic() > deadline:
+                self.progress(f"{name}: Swarm's update in progress ({state}) did not finish within {timeout:.0f}s; updating it anyway")
+                return svc
+            if not said:
+                self.progress(f"{name}: Swarm is still rolling out an earlier update ({state}; was a run interrupted?); waiting for it to finish")
+                said = True
+            time.sleep(0.5)
 
     def tasks(self, name: str, desired: str | None = None) -> list[dict[str, Any]]:
         flt: dict[str, Any] = {"service": name}
@@ -647,7 +673,8 @@ def deploy(
     """Create or update the deployment's network, model service, front, config and secret; wait for Swarm.
 
     Order: the model service first (a rollout that Swarm rolls back stops here, with the front and the
-    keys untouched), then the front's configuration and the front. Returns facts for the outputs.
+    keys untouched), then the front's configuration and the front. An update Swarm is still rolling out
+    (an interrupted run's) is left to finish first (``Swarm.finish_update``). Returns facts for the outputs.
     """
     sw = Swarm(progress, registry, pull_auth)
     sw.require_manager()
@@ -657,7 +684,7 @@ def deploy(
     sw.ensure_network(n["network"], labels)
 
     spec = model_service_spec(service, image, entry_script, s, labels, n["network"])
-    rollout, since = sw.apply(spec)
+    rollout, since = sw.apply(spec, timeout)
     progress(
         f"{n['model']}: {'rolling update (start-first, one task at a time)' if rollout else 'converging'} to {s.replicas} "
         f"replica(s) of {image.rsplit('/', 1)[-1][:40]}"
@@ -673,7 +700,7 @@ def deploy(
         body = keys_file(*keys)
         secret = sw.ensure_secret(f"{n['front']}-keys-{short_hash(body)}", body, labels)
     fspec = front_service_spec(service, front, port, mode, config, secret, labels, n["network"])
-    frollout, fsince = sw.apply(fspec)
+    frollout, fsince = sw.apply(fspec, timeout)
     sw.wait(n["front"], front, None, frollout, timeout, fsince)
     sw.prune_objects(service, {config[1]} | ({secret[1]} if secret else set()))
     wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60))
