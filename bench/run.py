@@ -258,13 +258,22 @@ def bust_cache(dockerfile: Path, value: str) -> None:
     dockerfile.write_text("".join(out))
 
 
-def environment_lock(state: dict[str, Any]) -> str:
-    """The deployment's pinned lock from the stack's state, as a pip requirements file with hashes."""
+def environment_lock(state: dict[str, Any], cache_dir: Path) -> str:
+    """The deployment's pinned lock as a pip requirements file with hashes.
+
+    The state carries the lock's summary (``environment``: its digest, wheel count and named
+    packages); the lock itself is in the cache by digest (``mldeploy.environment.load_lock``).
+    """
+    from mldeploy.environment import load_lock
+
     for res in state["deployment"].get("resources", []):
-        lock = (res.get("outputs") or {}).get("environment_lock")
-        if isinstance(lock, list) and lock and isinstance(lock[0], dict) and "sha256" in lock[0]:
-            return "".join(f"{w['name']}=={w['version']} --hash=sha256:{w['sha256']}\n" for w in lock)
-    raise RuntimeError("no environment_lock found in the stack's state")
+        summary = (res.get("outputs") or {}).get("environment")
+        if isinstance(summary, dict) and isinstance(summary.get("digest"), str):
+            lock = load_lock(cache_dir, summary["digest"])
+            if lock is None:
+                raise RuntimeError(f"the lock {summary['digest']} is not in {cache_dir}")
+            return lock.requirements_txt()
+    raise RuntimeError("no environment summary found in the stack's state")
 
 
 # -- the bench ---------------------------------------------------------------------------------
@@ -375,8 +384,8 @@ class Bench:
             st = self.stack("warm", f"warm-{self.tag}", {"serviceName": self.service("bench-w")})
             say("warm stack: first up (setup, not a measurement)")
             self.res.add("setup.warm_up", "setup: first `up` of the warm stack", st.up())
-            self.lock_text = environment_lock(st.export())
             self.stack_w = st
+            self.lock_text = environment_lock(st.export(), self.settings.cache_dir)
             assert d.exists()
         return self.stack_w
 
