@@ -9,46 +9,13 @@ inferenceconfig.json and deploymentconfig.json are mldeploy's.
 Without baseImage the plain base recipe (stacks/demo/base) is built and pushed.
 """
 
+import sys
 from pathlib import Path
 
-import pulumi
-from mldeploy import BaseImage, InferenceDeployment, ModelVersion, ServicePrincipal
-
 HERE = Path(__file__).resolve().parent
-cfg = pulumi.Config()
-service = cfg.get("serviceName") or "sample-multimodel"
+sys.path.insert(0, str(HERE.parent))  # tests/samples/sample_program.py: the program all samples share
 
-push = ServicePrincipal("push", role="AcrPush", display_name=f"{service}-push")
-pull = ServicePrincipal("pull", role="AcrPull", display_name=f"{service}-pull")
-base = cfg.get("baseImage") or BaseImage(
-    "base",
-    context=str(HERE.parents[2] / "stacks" / "demo" / "base"),
-    repository=f"mldeploy/{service}-base",
-    tag="v1",
-    service_principal=push,
-).image_ref
+from sample_program import deploy  # noqa: E402
 
-# Registered as the sample registers it: a folder keeps its name under
-# AZUREML_MODEL_DIR, a file sits directly in it.
-models = [
-    ModelVersion("model", model_name="minimal-multimodel", path=str(HERE / "models")),
-]
-
-deployment = InferenceDeployment(
-    "svc",
-    service_name=service,
-    inference_config=str(HERE / "inferenceconfig.json"),
-    deployment_config=str(HERE / "deploymentconfig.json"),
-    models=models,
-    push_identity=push,
-    pull_identity=pull,
-    base_image=base,
-    # The sample's conda file pins python=3.8; the base image has Debian's Python 3.11
-    # (no conda here to make another one). Accept the image's Python, with a warning.
-    accept_image_python=True,
-)
-
-pulumi.export("scoring_uri", deployment.scoring_uri)
-pulumi.export("image_ref", deployment.image_ref)
-pulumi.export("container_id", deployment.container_id)
-pulumi.export("model_uris", pulumi.Output.all(*[m.model_uri for m in models]))
+# The sample's conda file pins python=3.8: the image's Python 3.11 is accepted, with a warning.
+deploy(HERE, model_name="minimal-multimodel", model_path=HERE / "models")
