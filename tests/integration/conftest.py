@@ -159,8 +159,8 @@ class Load:
     The loop stops when the ``with`` block ends, or after ``limit`` seconds.
     """
 
-    def __init__(self, uri: str, body: object, timeout: float, pause: float, limit: float) -> None:
-        self.uri, self.body, self.timeout, self.pause, self.limit = uri, body, timeout, pause, limit
+    def __init__(self, uri: str, body: object, timeout: float, pause: float, limit: float, headers: dict[str, str] | None = None) -> None:
+        self.uri, self.body, self.timeout, self.pause, self.limit, self.headers = uri, body, timeout, pause, limit, headers or {}
         self.ok, self.failed, self.answers = 0, 0, Counter[str]()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -169,7 +169,7 @@ class Load:
         deadline = time.monotonic() + self.limit
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
-                r = requests.post(self.uri, json=self.body, timeout=self.timeout)
+                r = requests.post(self.uri, json=self.body, headers=self.headers, timeout=self.timeout)
                 if r.status_code == 200:
                     self.ok += 1
                     self.answers[json.dumps(r.json(), sort_keys=True)] += 1
@@ -234,9 +234,12 @@ def docker_cli(*args: str) -> str:
 
 
 def swarm_objects(svc: str) -> dict[str, list[str]]:
-    """The ids of the swarm services, configs, secrets and networks labelled with service name ``svc``."""
+    """The ids of the swarm services, configs, secrets and networks labelled with service name ``svc``, and of its
+    front containers (the loopback front; Swarm's own task containers are left out)."""
     flt = f"label=mldeploy.service={svc}"
-    return {kind: docker_cli(kind, "ls", "-q", "--filter", flt).split() for kind in ("service", "config", "secret", "network")}
+    objs = {kind: docker_cli(kind, "ls", "-q", "--filter", flt).split() for kind in ("service", "config", "secret", "network")}
+    objs["container"] = docker_cli("container", "ls", "-aq", "--filter", flt, "--filter", "label=mldeploy.front-spec").split()
+    return objs
 
 
 @pytest.fixture
@@ -253,6 +256,8 @@ def cleanup_swarm() -> Iterator[list[str]]:
     yield names
     for svc in names:
         objs = swarm_objects(svc)
+        for cid in objs["container"]:
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
         for kind in ("service", "network", "config", "secret"):
             for oid in objs[kind]:
                 for _ in range(30):

@@ -15,7 +15,7 @@ starting another (on swarm, an update to the same spec cancelled Swarm's and `up
 old task still answered: the swarm test failed so until ``Swarm.finish_update``), and the test asserts the
 new version alone answers, the provider died with its engine, the platform holds exactly the recorded
 objects (kubernetes: one Deployment on the state's image, its ready pods on that image, older ReplicaSets
-at 0, only the recorded Service, pull Secret and front ConfigMap; swarm: the model and front services once
+at 0, only the recorded Service, pull Secret and front ConfigMap; swarm: the model service and front container once
 each, Swarm's update done, the model's tasks meant to run on the state's image), one registry tag, one
 MLflow version, no pending operation.
 """
@@ -288,18 +288,20 @@ def test_swarm_kill_during_rollout(project: Project, tmp_path: Path, demo_base: 
     stack = _new_stack(project, tmp_path, svc, demo_base, swarm_config(port=SWARM_PORT, numReplicas=REPLICAS), SWARM_PORT, target="swarm")
 
     def recorded_objects(outs: dict[str, Any]) -> None:
-        """The model and front services once each, Swarm's update done, the model's tasks meant to run all on the state's image."""
+        """The model service and the front container once each, Swarm's update done, the model's tasks meant to run all on
+        the state's image."""
         services = {s.name: s for s in docker_client.services.list(filters={"label": f"mldeploy.service={svc}"})}
-        assert sorted(services) == [model, front]
+        assert sorted(services) == [model]
         attrs = services[model].attrs
         assert attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == outs["image_ref"]
         assert (attrs.get("UpdateStatus") or {}).get("State") in (None, "completed"), attrs.get("UpdateStatus")
         # The tasks meant to run; older ones are shut down or stopping (out of Swarm's DNS, "running" for their grace period).
-        tasks = {name: services[name].tasks(filters={"desired-state": "running"}) for name in (model, front)}
-        assert [len(tasks[model]), len(tasks[front])] == [REPLICAS, 1], tasks
-        assert {t["Status"]["State"] for t in tasks[model] + tasks[front]} == {"running"}, tasks
-        assert {t["Spec"]["ContainerSpec"]["Image"] for t in tasks[model]} == {outs["image_ref"]}
+        tasks = services[model].tasks(filters={"desired-state": "running"})
+        assert len(tasks) == REPLICAS and {t["Status"]["State"] for t in tasks} == {"running"}, tasks
+        assert {t["Spec"]["ContainerSpec"]["Image"] for t in tasks} == {outs["image_ref"]}
+        fronts = docker_client.containers.list(all=True, filters={"label": [f"mldeploy.service={svc}", "mldeploy.front-spec"]})
+        assert [(c.name, c.status) for c in fronts] == [(front, "running")]
         objs = swarm_objects(svc)
-        assert (len(objs["service"]), len(objs["network"]), len(objs["config"]), objs["secret"]) == (2, 1, 1, []), objs
+        assert (len(objs["service"]), len(objs["network"]), objs["config"], objs["secret"]) == (1, 1, [], []), objs
 
     _rollout_rounds(stack, settings, recorded_objects)

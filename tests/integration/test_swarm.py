@@ -3,7 +3,8 @@
 3 replicas serve behind the front; a score.py edit rolls out under load with no failed request; an
 init() that raises is rolled back by Swarm while the old replicas keep answering; refresh + up repair
 an out-of-band `docker service rm` and `docker service scale`; keys are enforced, and rotating the
-primary refuses the old one; destroy leaves no service, network, config or secret.
+primary refuses the old one (the front reloads in place: no request fails); the front listens on 127.0.0.1
+only; destroy leaves no service, container, network, config or secret.
 """
 
 from __future__ import annotations
@@ -88,6 +89,13 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert spec["Labels"]["mldeploy.tag.team"] == "it"
     env = dict(e.split("=", 1) for e in spec["TaskTemplate"]["ContainerSpec"]["Env"])
     assert env["SCORING_TIMEOUT_MS"] == "20000" and env["WORKER_COUNT"] == "2"
+    # The front listens on 127.0.0.1 only: not on the host's other addresses (every global IPv4 address it has).
+    assert docker_cli("port", f"{model}-front").split() == ["8080/tcp", "->", f"127.0.0.1:{PORT}"]
+    addresses = [f.split("/")[0] for f in subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout.split() if "/" in f and f[0].isdigit()]
+    assert addresses
+    for address in addresses:
+        with pytest.raises(requests.ConnectionError):
+            requests.post(f"http://{address}:{PORT}/score", json=SAMPLE, timeout=5)
     running = docker_cli("service", "ps", model, "--filter", "desired-state=running", "--format", "{{.CurrentState}}").splitlines()
     assert len(running) == 3 and all(s.startswith("Running") for s in running), running
     # Requests are spread over the replicas: each task's access log shows scoring requests.
@@ -170,10 +178,16 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert _score(uri, k1).status_code == 200 and _score(uri, k2).status_code == 200
     assert requests.get(f"http://127.0.0.1:{PORT}/", timeout=5).status_code == 200  # the liveness route stays open
 
-    # Rotate the primary: the old primary is refused, the new one and the secondary work.
+    # Rotate the primary: the old primary is refused, the new one and the secondary work. The front reloads its
+    # configuration in place: a client using the secondary key sees no failed request meanwhile.
     write(deployment_config(authEnabled=True), regen="primary:1")
     assert project.ops() == {"svc": "update"}
-    project.up()
+    front_id = docker_cli("container", "inspect", "-f", "{{.Id}}", f"{model}-front").strip()
+    with Load(uri, SAMPLE, timeout=10, pause=0.01, limit=300, headers={"Authorization": f"Bearer {k2}"}) as load:
+        project.up()
+    print(f"primary key rotation under load: {load.ok} ok, {load.failed} failed; answers: {dict(load.answers)}")
+    assert load.ok > 10 and load.failed == 0, (load.ok, load.failed, load.answers)
+    assert docker_cli("container", "inspect", "-f", "{{.Id}}", f"{model}-front").strip() == front_id  # reloaded, not replaced
     keys = project.outputs()
     assert keys["secondary_key"] == k2 and keys["primary_key"] != k1
     assert _score(uri, k1).status_code == 401
@@ -184,7 +198,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     t = time.monotonic()
     project.destroy()
     timings["destroy"] = time.monotonic() - t
-    assert swarm_objects(svc) == {"service": [], "config": [], "secret": [], "network": []}
+    assert swarm_objects(svc) == {"service": [], "config": [], "secret": [], "network": [], "container": []}
     print(f"timings: { {k: round(v) for k, v in timings.items()} }, total {time.monotonic() - t0:.0f}s")
 
 

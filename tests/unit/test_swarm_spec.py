@@ -121,13 +121,58 @@ def test_unsupported_fields() -> None:
 
 
 def test_publish_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "ingress")
-    assert sw.publish_mode() == "ingress"
+    monkeypatch.delenv("MLDEPLOY_SWARM_PUBLISH_MODE", raising=False)
+    assert sw.publish_mode() == "loopback"  # the front listens on 127.0.0.1 unless the operator asks for more
+    monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "host")
+    assert sw.publish_mode() == "host"
     monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "bogus")
-    with pytest.raises(sw.BackendError, match="use 'ingress' or 'host'"):
+    with pytest.raises(sw.BackendError, match="use 'loopback'"):
         sw.publish_mode()
-    monkeypatch.delenv("MLDEPLOY_SWARM_PUBLISH_MODE")
-    assert sw.publish_mode() == ("ingress" if Path("/proc/net/ip_vs").exists() else "host")
+    monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "ingress")
+    monkeypatch.setattr(sw, "ipvs_available", lambda: False)
+    with pytest.raises(sw.BackendError, match="no IPVS"):
+        sw.publish_mode()
+    monkeypatch.setattr(sw, "ipvs_available", lambda: True)
+    assert sw.publish_mode() == "ingress"
+
+
+def test_loopback_front_container() -> None:
+    """The loopback front publishes on 127.0.0.1 only, joins the deployment's overlay, and is replaced when its image, port
+    or network changes (the spec label), not when only its configuration does."""
+    spec = sw.front_container_spec("iris", "reg/front@sha256:f", 8890, "mldeploy-iris", {"mldeploy.service": "iris"})
+    assert spec["name"] == "mldeploy-iris-front" and spec["image"] == "reg/front@sha256:f"
+    assert spec["labels"]["mldeploy.role"] == "front" and spec["labels"]["mldeploy.port"] == "8890"
+    host = sw.front_host_config(8890, "mldeploy-iris")
+    assert host["port_bindings"] == {8080: ("127.0.0.1", 8890)} and host["network_mode"] == "mldeploy-iris"
+    assert host["restart_policy"] == {"Name": "unless-stopped"}
+    other = {
+        sw.front_container_spec("iris", "reg/front@sha256:g", 8890, "mldeploy-iris", {})["labels"][sw.LABEL_FRONT_SPEC],
+        sw.front_container_spec("iris", "reg/front@sha256:f", 8891, "mldeploy-iris", {})["labels"][sw.LABEL_FRONT_SPEC],
+        sw.front_container_spec("iris", "reg/front@sha256:f", 8890, "other", {})["labels"][sw.LABEL_FRONT_SPEC],
+    }
+    assert spec["labels"][sw.LABEL_FRONT_SPEC] not in other and len(other) == 3
+
+
+def test_front_files_tar_keeps_the_keys_private() -> None:
+    import io
+    import tarfile
+
+    files = sw.front_files("conf", sw.keys_file("k1", "k2"))
+    with tarfile.open(fileobj=io.BytesIO(sw.tar_files(files))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert {"etc", "etc/mldeploy", "run", "run/secrets"} <= set(members)
+        assert members["run/secrets/mldeploy-keys"].mode == 0o600 and members["etc/mldeploy/nginx.conf"].mode == 0o644
+        keys = tar.extractfile("run/secrets/mldeploy-keys")
+        assert keys is not None and keys.read() == b'"Bearer k1" 1;\n"Bearer k2" 1;\n'
+    # Without auth the keys file is emptied, so keys of an earlier configuration do not linger in the container.
+    assert sw.front_files("conf", None)["run/secrets/mldeploy-keys"] == (b"", 0o600)
+
+
+def test_nginx_conf_names_its_generation_on_the_liveness_route() -> None:
+    conf = sw.nginx_conf("mldeploy-iris", True, None, generation="abc123")
+    liveness = conf[conf.index("location = /") : conf.index("location / {")]
+    assert 'add_header X-Mldeploy-Front "abc123" always;' in liveness
+    assert "X-Mldeploy-Front" not in sw.nginx_conf("mldeploy-iris", True, None)
 
 
 @pytest.mark.parametrize("auth", [True, False])
@@ -138,7 +183,7 @@ def test_nginx_conf_is_valid_nginx(tmp_path: Path, auth: bool) -> None:
         pytest.skip("nginx is not installed (make setup installs nginx-light)")
     keys = tmp_path / "keys"
     keys.write_text(sw.keys_file("k" * 43, "s" * 43))  # token_urlsafe(32) is 43 characters
-    conf = sw.nginx_conf("mldeploy-iris", auth, 90000).replace("/tmp/", f"{tmp_path}/").replace("/run/secrets/mldeploy-keys", str(keys))
+    conf = sw.nginx_conf("mldeploy-iris", auth, 90000, generation="g1").replace("/tmp/", f"{tmp_path}/").replace("/run/secrets/mldeploy-keys", str(keys))
     assert ("$mldeploy_key_ok" in conf) is auth and "proxy_read_timeout 95s;" in conf
     (tmp_path / "nginx.conf").write_text(conf)
     res = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)

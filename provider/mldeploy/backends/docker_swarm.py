@@ -9,18 +9,27 @@ Per deployment, all labelled ``mldeploy.service=<service>``:
   start-first, monitored, ``failure_action: rollback``). A task joins the
   service's DNS only once its health check passes, and leaves it (with
   Swarm's gossip delay) before it is stopped, so a rollout drops no request;
-- the front service ``mldeploy-<service>-front``: nginx (Debian's
-  ``nginx-light``), one task per node, publishing the deployment's port,
-  proxying to the model service's tasks by Swarm's DNS, and checking the
-  ``Authorization: Bearer <key>`` header when ``authEnabled`` is true;
-- a Swarm config (the nginx configuration) and a Swarm secret (the keys).
+- the front ``mldeploy-<service>-front``: nginx (Debian's ``nginx-light``),
+  proxying to the model service's tasks by Swarm's DNS and checking the
+  ``Authorization: Bearer <key>`` header when ``authEnabled`` is true. Where
+  it listens is ``MLDEPLOY_SWARM_PUBLISH_MODE``:
 
-Why a front at all: Swarm's routing mesh and VIP load balancing are built on
-the kernel's IPVS; on a kernel without it (as on this machine:
-``CONFIG_IP_VS`` is not set) a port published in ``ingress`` mode is never
-bound. The model service therefore uses ``dnsrr`` endpoints, and the front
-publishes in ``host`` mode when IPVS is missing and in ``ingress`` mode (the
-routing mesh) when it is present (``MLDEPLOY_SWARM_PUBLISH_MODE`` overrides).
+  - ``loopback`` (the default): one container on this manager, attached to
+    the (attachable) overlay network and published on ``127.0.0.1:<port>``
+    only, as the local target serves. Its nginx.conf and keys are copied
+    into the container (``put_archive``; the keys file 0600, in no image and
+    on no host path) and changed in place with an nginx reload (SIGHUP), so
+    a key rotation drops no connection; a new front image or port replaces
+    it stop-first.
+  - ``host`` / ``ingress``: a global Swarm service publishing the port on
+    every node, on every interface (Swarm's published ports take no host
+    address), with a Swarm config (nginx.conf) and a Swarm secret (the keys).
+    ``ingress`` is the routing mesh, which needs the kernel's IPVS (absent on
+    this machine: ``CONFIG_IP_VS`` is not set, and an ingress port is never
+    bound); ``host`` publishes on each node directly.
+
+The model service uses ``dnsrr`` endpoints (VIPs are IPVS too), so the front
+balances over the healthy tasks through Swarm's DNS.
 
 Registry credentials: the pull-only identity is given to the Docker SDK's
 in-memory auth store (``APIClient.login``); the SDK then sends it as the
@@ -36,8 +45,10 @@ updates and rollbacks.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,9 +63,15 @@ from . import docker_engine
 from .ownership import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN, describe, same_owner
 
 LABEL_ROLE = "mldeploy.role"
+LABEL_FRONT_SPEC = "mldeploy.front-spec"  # the loopback front's image, port and network: a change replaces the container
 LABEL_TAG_PREFIX = "mldeploy.tag."
 CONTAINER_PORT = 5001
 FRONT_PORT = 8080
+FRONT_CONF = "etc/mldeploy/nginx.conf"
+FRONT_KEYS = "run/secrets/mldeploy-keys"  # where nginx_conf includes the keys from (the Swarm secret's path)
+FRONT_APPLIED = "etc/mldeploy/applied"  # the generation the running nginx has loaded, written after its reload
+PUBLISH_MODES = ("loopback", "host", "ingress")
+FRONT_GENERATION_HEADER = "X-Mldeploy-Front"
 NS = 1_000_000_000
 GIB = 1024**3
 
@@ -276,11 +293,14 @@ def front_service_spec(
     }
 
 
-def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int | None, backend: str | None = None) -> str:
+def nginx_conf(
+    model_service: str, auth_enabled: bool, scoring_timeout_ms: int | None, backend: str | None = None, generation: str | None = None
+) -> str:
     """nginx's configuration for the front. Keys, when required, come from the keys secret.
 
     ``backend`` (``host:port``): a fixed upstream instead of the model service by Swarm's DNS (the kubernetes
-    target's front proxies to the model container on the pod's loopback)."""
+    target's front proxies to the model container on the pod's loopback). ``generation``: sent as the
+    ``X-Mldeploy-Front`` header of the liveness route, so a reload can be seen to have taken effect."""
     read_timeout = math.ceil((scoring_timeout_ms or 60_000) / 1000) + 5
     auth_map = (
         "  map $http_authorization $mldeploy_key_ok {\n    default 0;\n    include /run/secrets/mldeploy-keys;\n  }\n"
@@ -304,6 +324,7 @@ def nginx_conf(model_service: str, auth_enabled: bool, scoring_timeout_ms: int |
         else "  # Swarm's DNS: the model service's name resolves to its healthy tasks (dnsrr endpoints).\n"
         "  resolver 127.0.0.11 valid=1s ipv6=off;\n  resolver_timeout 2s;\n"
     )
+    gen_header = f'      add_header {FRONT_GENERATION_HEADER} "{generation}" always;\n' if generation else ""
     return f"""# Written by mldeploy: the front of {'the model server at ' + backend if backend else 'swarm service ' + model_service}.
 worker_processes 1;
 pid /tmp/nginx.pid;
@@ -328,7 +349,7 @@ http {{
     proxy_next_upstream_tries 3;
     # The liveness route stays open, as on Azure.
     location = / {{
-      proxy_pass http://$mldeploy_backend;
+{gen_header}      proxy_pass http://$mldeploy_backend;
     }}
     location / {{
 {auth_check}      proxy_pass http://$mldeploy_backend;
@@ -352,11 +373,74 @@ def ipvs_available() -> bool:
 
 
 def publish_mode() -> str:
-    """``ingress`` (the routing mesh) where the kernel has IPVS, else ``host``; ``MLDEPLOY_SWARM_PUBLISH_MODE`` overrides."""
-    mode = os.environ.get("MLDEPLOY_SWARM_PUBLISH_MODE") or ("ingress" if ipvs_available() else "host")
-    if mode not in ("ingress", "host"):
-        raise BackendError(f"MLDEPLOY_SWARM_PUBLISH_MODE={mode!r}: use 'ingress' or 'host'")
+    """Where the front listens: ``MLDEPLOY_SWARM_PUBLISH_MODE``, ``loopback`` (127.0.0.1 on this manager) by default.
+
+    ``host`` and ``ingress`` publish on every interface of every node; ``ingress`` needs the kernel's IPVS."""
+    mode = os.environ.get("MLDEPLOY_SWARM_PUBLISH_MODE") or "loopback"
+    if mode not in PUBLISH_MODES:
+        raise BackendError(f"MLDEPLOY_SWARM_PUBLISH_MODE={mode!r}: use 'loopback' (the default: 127.0.0.1 on this manager), 'host' or 'ingress'")
+    if mode == "ingress" and not ipvs_available():
+        raise BackendError(
+            "MLDEPLOY_SWARM_PUBLISH_MODE=ingress: this kernel has no IPVS (/proc/net/ip_vs), so Swarm's routing mesh "
+            "never binds the port; use 'loopback' (the default) or 'host'"
+        )
     return mode
+
+
+def front_files(conf: str, keys: str | None) -> dict[str, tuple[bytes, int]]:
+    """The loopback front's files: path (relative to /) -> (content, mode). The keys file is readable by root only
+    (nginx's master reads it at (re)load; workers never do)."""
+    files = {FRONT_CONF: (conf.encode(), 0o644)}
+    files[FRONT_KEYS] = ((keys or "").encode(), 0o600)
+    return files
+
+
+def tar_files(files: dict[str, tuple[bytes, int]]) -> bytes:
+    """A tar of ``files`` (with their parent directories, 0755) for ``put_archive`` at /."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        dirs = sorted({str(p) for f in files for p in _parents(f)})
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for path, (data, mode) in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def front_container_spec(
+    service: str, image: str, port: int, network: str, labels: dict[str, str]
+) -> dict[str, Any]:
+    """Keyword arguments of ``APIClient.create_container`` for the loopback front, except ``host_config``'s
+    construction (``front_host_config``). ``LABEL_FRONT_SPEC`` names what a change of replaces the container."""
+    spec_hash = short_hash(f"{image} {port} {network}")
+    return {
+        "image": image,
+        "name": names(service)["front"],
+        "labels": {**labels, LABEL_ROLE: "front", LABEL_PORT: str(port), LABEL_FRONT_SPEC: spec_hash},
+        "ports": [FRONT_PORT],
+        "stop_signal": "SIGQUIT",
+    }
+
+
+def front_host_config(port: int, network: str) -> dict[str, Any]:
+    """``APIClient.create_host_config`` arguments: published on 127.0.0.1 only, on the deployment's overlay."""
+    return {
+        "port_bindings": {FRONT_PORT: ("127.0.0.1", int(port))},
+        "network_mode": network,
+        "restart_policy": {"Name": "unless-stopped"},
+        "nano_cpus": NS // 2,
+        "mem_limit": 128 * 1024**2,
+        "security_opt": ["no-new-privileges"],
+    }
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -394,12 +478,19 @@ class Swarm:
         return info
 
     # -- networks, configs, secrets ------------------------------------------------------------------
-    def ensure_network(self, name: str, labels: dict[str, str]) -> str:
+    def network(self, name: str) -> dict[str, Any] | None:
         for n in self.api.networks(names=[name]):
             if n["Name"] == name and n.get("Scope") == "swarm":
-                return str(n["Id"])
+                return dict(n)
+        return None
+
+    def ensure_network(self, name: str, labels: dict[str, str]) -> str:
+        """The overlay network, attachable so that the loopback front (a plain container) can join it."""
+        found = self.network(name)
+        if found is not None:
+            return str(found["Id"])
         try:
-            return str(self.api.create_network(name, driver="overlay", labels=labels, check_duplicate=True)["Id"])
+            return str(self.api.create_network(name, driver="overlay", labels=labels, attachable=True, check_duplicate=True)["Id"])
         except docker.errors.APIError as exc:
             raise BackendError(f"creating overlay network {name}: {_explain(exc)}") from exc
 
@@ -437,6 +528,139 @@ class Swarm:
                     pass
                 except docker.errors.APIError as exc:
                     self.progress(f"left {kind} {obj['Spec']['Name']} in place: {_explain(exc)}")
+
+    # -- the loopback front: a container on this manager ---------------------------------------------
+    def front_container(self, service: str) -> dict[str, Any] | None:
+        """The loopback front's container (inspected), if any."""
+        try:
+            return dict(self.api.inspect_container(names(service)["front"]))
+        except docker.errors.NotFound:
+            return None
+
+    def run_front(
+        self,
+        service: str,
+        image: str,
+        port: int,
+        network: str,
+        labels: dict[str, str],
+        files: dict[str, tuple[bytes, int]],
+        generation: str,
+        pull_auth: dict[str, str] | None,
+        timeout: float,
+    ) -> None:
+        """Converge the loopback front on ``image`` publishing 127.0.0.1:``port``, serving ``files`` (configuration
+        ``generation``, which nginx.conf sends in the ``X-Mldeploy-Front`` header).
+
+        A front with another image, port or network (or not running) is replaced stop-first; one that only needs
+        new files gets them in place and reloads nginx (SIGHUP: new workers take the new configuration, old ones
+        finish their requests), then records the generation (``FRONT_APPLIED``) so an interrupted reload is redone.
+        """
+        spec = front_container_spec(service, image, port, network, labels)
+        name = spec["name"]
+        current = self.front_container(service)
+        if current is not None:
+            theirs = current["Config"].get("Labels") or {}
+            if not same_owner(theirs, labels):
+                raise BackendError(f"container {name} belongs to {describe(theirs)}; not touching it")
+            if theirs.get(LABEL_FRONT_SPEC) != spec["labels"][LABEL_FRONT_SPEC] or not current["State"].get("Running"):
+                why = "it is not running" if theirs.get(LABEL_FRONT_SPEC) == spec["labels"][LABEL_FRONT_SPEC] else "its image or port changed"
+                self.progress(f"{name}: replacing the front container ({why}; stop-first, port {port} answers again once it is up)")
+                self._remove_container(current["Id"])
+                current = None
+        if current is None:
+            self._create_front(spec, front_host_config(port, network), files, generation, pull_auth, timeout)
+            return
+        if self._applied(current["Id"]) != generation:
+            cid = current["Id"]
+            self.api.put_archive(cid, "/", tar_files(files))
+            self._nginx_test(cid, name)
+            self.api.kill(cid, signal="SIGHUP")
+            self.api.put_archive(cid, "/", tar_files({FRONT_APPLIED: (generation.encode(), 0o644)}))
+            self.progress(f"{name}: configuration reloaded in place (nginx reload, no connection dropped)")
+
+    def _create_front(
+        self,
+        spec: dict[str, Any],
+        host: dict[str, Any],
+        files: dict[str, tuple[bytes, int]],
+        generation: str,
+        pull_auth: dict[str, str] | None,
+        timeout: float,
+    ) -> None:
+        name = spec["name"]
+        try:
+            self.api.inspect_image(spec["image"])
+        except docker.errors.NotFound:
+            self.progress(f"{name}: pulling {spec['image']}")
+            try:
+                self.api.pull(spec["image"], auth_config=pull_auth)
+            except docker.errors.APIError as exc:
+                raise BackendError(f"pulling the front image {spec['image']}: {_explain(exc)}") from exc
+        try:
+            cid = self.api.create_container(**spec, host_config=self.api.create_host_config(**host))["Id"]
+        except docker.errors.APIError as exc:
+            raise BackendError(f"creating the front container {name}: {_explain(exc)}") from exc
+        try:
+            self.api.put_archive(cid, "/", tar_files({**files, FRONT_APPLIED: (generation.encode(), 0o644)}))
+            deadline = time.monotonic() + min(timeout, 60)
+            while True:  # a front service being removed (a publish-mode change) holds the port for a moment
+                try:
+                    self.api.start(cid)
+                    break
+                except docker.errors.APIError as exc:
+                    busy = "already allocated" in _explain(exc) or "address already in use" in _explain(exc)
+                    if not busy or time.monotonic() > deadline:
+                        raise BackendError(f"starting the front container {name}: {_explain(exc)}") from exc
+                    time.sleep(0.5)
+        except BaseException:
+            self._remove_container(cid)
+            raise
+
+    def _applied(self, cid: str) -> str | None:
+        try:
+            stream, _ = self.api.get_archive(cid, "/" + FRONT_APPLIED)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            return member.read().decode().strip() if member else None
+
+    def _nginx_test(self, cid: str, name: str) -> None:
+        exec_id = self.api.exec_create(cid, ["nginx", "-t", "-c", "/" + FRONT_CONF])["Id"]
+        out = self.api.exec_start(exec_id).decode(errors="replace")
+        if self.api.exec_inspect(exec_id).get("ExitCode"):
+            raise BackendError(f"{name}: nginx refused the new configuration, the old one keeps serving:\n{out}")
+
+    def _remove_container(self, cid: str) -> None:
+        try:
+            self.api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def wait_front(self, port: int, generation: str, timeout: float) -> None:
+        """The front on 127.0.0.1:``port`` answers the liveness route from configuration ``generation``."""
+        import requests
+
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(url, timeout=3)
+                seen = r.headers.get(FRONT_GENERATION_HEADER)
+                if r.status_code == 200 and seen == generation:
+                    return
+                last = f"HTTP {r.status_code}, configuration {seen or '(none)'} (want {generation})"
+            except requests.RequestException as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise BackendError(f"the front does not answer {url} with its new configuration after {timeout:.0f}s: {last}")
+
+    def front_containers(self, service: str) -> list[dict[str, Any]]:
+        """Loopback front containers labelled with ``service`` (not Swarm's task containers)."""
+        flt = {"label": [f"{LABEL_SERVICE}={service}", f"{LABEL_ROLE}=front", LABEL_FRONT_SPEC]}
+        return [dict(c) for c in self.api.containers(all=True, filters=flt)]
 
     # -- services ----------------------------------------------------------------------------------
     def inspect(self, name: str) -> dict[str, Any]:
@@ -493,6 +717,21 @@ class Swarm:
                 self.progress(f"{name}: Swarm is still rolling out an earlier update ({state}; was a run interrupted?); waiting for it to finish")
                 said = True
             time.sleep(0.5)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.inspect(name)
+            return True
+        except NotFound:
+            return False
+
+    def remove_service(self, name: str) -> None:
+        try:
+            self.api.remove_service(name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise BackendError(f"removing swarm service {name}: {_explain(exc)}") from exc
 
     def tasks(self, name: str, desired: str | None = None) -> list[dict[str, Any]]:
         flt: dict[str, Any] = {"service": name}
@@ -591,6 +830,9 @@ class Swarm:
             self.progress(f"left {kind} {name} alone: it belongs to {describe(labels)}")
             return False
 
+        for c in self.front_containers(service):
+            if mine("container", c["Names"][0].lstrip("/"), c.get("Labels")):
+                self._remove_container(c["Id"])
         for s in self.api.services(filters=flt):
             if not mine("service", s["Spec"]["Name"], s["Spec"].get("Labels")):
                 continue
@@ -681,6 +923,11 @@ def deploy(
     s = settings_from_deployment(deployment)
     n = names(service)
     mode = publish_mode()
+    net = sw.network(n["network"])
+    if mode == "loopback" and net is not None and not net.get("Attachable"):
+        # Made by an mldeploy before the loopback front: a container cannot join it, and a network cannot be changed.
+        progress(f"{n['network']}: the overlay network predates the loopback front (not attachable); recreating the deployment")
+        sw.remove_deployment(service, labels)
     sw.ensure_network(n["network"], labels)
 
     spec = model_service_spec(service, image, entry_script, s, labels, n["network"])
@@ -691,20 +938,34 @@ def deploy(
     )
     sw.wait(n["model"], image, s.replicas, rollout, timeout, since)
 
-    conf = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms)
-    config = sw.ensure_config(f"{n['front']}-conf-{short_hash(conf)}", conf, labels)
-    secret = None
-    if s.auth_enabled:
-        if not keys:
-            raise BackendError("authEnabled is true but no keys were generated")
-        body = keys_file(*keys)
-        secret = sw.ensure_secret(f"{n['front']}-keys-{short_hash(body)}", body, labels)
-    fspec = front_service_spec(service, front, port, mode, config, secret, labels, n["network"])
-    frollout, fsince = sw.apply(fspec, timeout)
-    sw.wait(n["front"], front, None, frollout, timeout, fsince)
-    sw.prune_objects(service, {config[1]} | ({secret[1]} if secret else set()))
-    wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60))
-    progress(f"serving on port {port} ({mode} mode publish){', keys required' if s.auth_enabled else ''}")
+    if s.auth_enabled and not keys:
+        raise BackendError("authEnabled is true but no keys were generated")
+    body = keys_file(*keys) if s.auth_enabled and keys else None
+    if mode == "loopback":
+        if sw.exists(n["front"]):  # a front service from another publish mode (or an older mldeploy) holds the port
+            progress(f"{n['front']}: replacing the front service by a container on 127.0.0.1:{port}")
+            sw.remove_service(n["front"])
+        plain = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms)
+        generation = short_hash(plain + (body or ""))
+        conf = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms, generation=generation)
+        sw.run_front(service, front, port, n["network"], labels, front_files(conf, body), generation, pull_auth, timeout)
+        sw.prune_objects(service, set())
+        sw.wait_front(port, generation, timeout=min(timeout, 60))
+        where = f"127.0.0.1:{port}"
+    else:
+        for c in sw.front_containers(service):
+            progress(f"{n['front']}: replacing the front container by a {mode}-mode service (every interface)")
+            sw._remove_container(c["Id"])
+        conf = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms)
+        config = sw.ensure_config(f"{n['front']}-conf-{short_hash(conf)}", conf, labels)
+        secret = sw.ensure_secret(f"{n['front']}-keys-{short_hash(body)}", body, labels) if body else None
+        fspec = front_service_spec(service, front, port, mode, config, secret, labels, n["network"])
+        frollout, fsince = sw.apply(fspec, timeout)
+        sw.wait(n["front"], front, None, frollout, timeout, fsince)
+        sw.prune_objects(service, {config[1]} | ({secret[1]} if secret else set()))
+        wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60))
+        where = f"port {port} on every interface ({mode} mode publish)"
+    progress(f"serving on {where}{', keys required' if s.auth_enabled else ''}")
     return {"replicas": s.replicas, "image": image, "publish_mode": mode, "network": n["network"], "front_service": n["front"], "swarm_service": n["model"]}
 
 
@@ -734,11 +995,8 @@ def read(service: str) -> dict[str, Any]:
     svc = sw.inspect(n["model"])
     spec = svc["Spec"]
     running = [t for t in sw.tasks(n["model"], desired="running") if t["Status"]["State"] == "running"]
-    try:
-        sw.inspect(n["front"])
-        front = True
-    except NotFound:
-        front = False
+    container = sw.front_container(service)
+    front = sw.exists(n["front"]) or bool(container and container["State"].get("Running"))
     return {
         "replicas": int(spec["Mode"].get("Replicated", {}).get("Replicas", 0)),
         "image": spec["TaskTemplate"]["ContainerSpec"]["Image"],
@@ -778,6 +1036,9 @@ __all__ = [
     "ServiceSettings",
     "Swarm",
     "deploy",
+    "front_container_spec",
+    "front_files",
+    "front_host_config",
     "front_image",
     "front_service_spec",
     "keys_file",
@@ -787,6 +1048,7 @@ __all__ = [
     "read",
     "remove",
     "settings_from_deployment",
+    "tar_files",
     "unsupported",
     "wait_http",
 ]
