@@ -199,6 +199,9 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     project.destroy()
     timings["destroy"] = time.monotonic() - t
     assert swarm_objects(svc) == {"service": [], "config": [], "secret": [], "network": [], "container": []}
+    # ... and frees the space: no task container keeps a derived image on this node.
+    assert docker_cli("ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={model}") == ""
+    assert docker_cli("images", "-q", outs["image_ref"].split("@")[0]) == "", "derived images left on this node"
     print(f"timings: { {k: round(v) for k, v in timings.items()} }, total {time.monotonic() - t0:.0f}s")
 
 

@@ -657,6 +657,30 @@ class Swarm:
             time.sleep(0.2)
         raise BackendError(f"the front does not answer {url} with its new configuration after {timeout:.0f}s: {last}")
 
+    def prune_task_containers(self, name: str, keep_image: str | None, timeout: float) -> None:
+        """Remove this node's finished task containers of service ``name`` (all but ``keep_image``'s), once they have stopped.
+
+        Swarm keeps a service's last tasks (the swarm's task history limit) with their containers, and a container keeps its
+        image: without this, a replaced or destroyed deployment's derived images could never be removed from this node.
+        """
+        flt = {"label": f"com.docker.swarm.service.name={name}"}
+        deadline = time.monotonic() + timeout
+        while True:
+            stopping = []
+            for c in self.api.containers(all=True, filters=flt):
+                if keep_image is not None and c.get("Image") == keep_image:
+                    continue
+                if c.get("State") in ("running", "restarting", "removing"):
+                    stopping.append(c["Names"][0].lstrip("/"))
+                    continue
+                self._remove_container(c["Id"])
+            if not stopping:
+                return
+            if time.monotonic() > deadline:
+                self.progress(f"{name}: left {len(stopping)} task container(s) still stopping after {timeout:.0f}s: {', '.join(stopping)}")
+                return
+            time.sleep(0.5)
+
     def front_containers(self, service: str) -> list[dict[str, Any]]:
         """Loopback front containers labelled with ``service`` (not Swarm's task containers)."""
         flt = {"label": [f"{LABEL_SERVICE}={service}", f"{LABEL_ROLE}=front", LABEL_FRONT_SPEC]}
@@ -833,14 +857,18 @@ class Swarm:
         for c in self.front_containers(service):
             if mine("container", c["Names"][0].lstrip("/"), c.get("Labels")):
                 self._remove_container(c["Id"])
+        removed = []
         for s in self.api.services(filters=flt):
             if not mine("service", s["Spec"]["Name"], s["Spec"].get("Labels")):
                 continue
             try:
                 self.api.remove_service(s["ID"])
+                removed.append(s["Spec"]["Name"])
             except docker.errors.NotFound:
                 pass
         deadline = time.monotonic() + timeout
+        for name in removed:  # their task containers hold the images the caller removes next
+            self.prune_task_containers(name, None, max(1.0, deadline - time.monotonic()))
         pending: list[str] = []
         while True:
             pending = []
@@ -936,7 +964,13 @@ def deploy(
         f"{n['model']}: {'rolling update (start-first, one task at a time)' if rollout else 'converging'} to {s.replicas} "
         f"replica(s) of {image.rsplit('/', 1)[-1][:40]}"
     )
-    sw.wait(n["model"], image, s.replicas, rollout, timeout, since)
+    try:
+        sw.wait(n["model"], image, s.replicas, rollout, timeout, since)
+    except RolledBack:  # the failed version's task containers, so that the caller can remove its image
+        sw.prune_task_containers(n["model"], sw.inspect(n["model"])["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], 30)
+        raise
+    if rollout:  # the replaced version's task containers, so that its image can be removed from this node
+        sw.prune_task_containers(n["model"], image, 30)
 
     if s.auth_enabled and not keys:
         raise BackendError("authEnabled is true but no keys were generated")
