@@ -36,6 +36,14 @@ def private_umask() -> None:
     os.umask(os.umask(0o077) | 0o077)
 
 
+def swarm_publish_mode() -> str:
+    """Where swarm fronts listen, as the environment asks (``MLDEPLOY_SWARM_PUBLISH_MODE``; ``loopback`` unless set).
+
+    Unchecked here (``docker_swarm.publish_mode`` refuses a bad value at deploy): ``diff`` compares it with the mode a
+    deployment was made in, so that changing it updates the deployment."""
+    return os.environ.get("MLDEPLOY_SWARM_PUBLISH_MODE") or "loopback"
+
+
 class Settings(BaseModel):
     """The local target's locations. All of it lives under ``home``."""
 

@@ -24,6 +24,7 @@ from .conftest import copy_demo as _copy_demo
 from .harness import Project
 
 PORT = 18893
+MODES_PORT = 18896
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 EXPORTS = {
     "scoring_uri": "dep.scoring_uri",
@@ -52,6 +53,14 @@ def deployment_config(**extra: Any) -> str:
     }
     dc.update(extra)
     return json.dumps(dc)
+
+
+def host_addresses() -> list[str]:
+    """This machine's global IPv4 addresses (not loopback)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, check=True).stdout
+    found = [f.split("/")[0] for f in out.split() if "/" in f and f[0].isdigit()]
+    assert found, out
+    return found
 
 
 def _score(uri: str, key: str | None = None) -> requests.Response:
@@ -91,9 +100,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert env["SCORING_TIMEOUT_MS"] == "20000" and env["WORKER_COUNT"] == "2"
     # The front listens on 127.0.0.1 only: not on the host's other addresses (every global IPv4 address it has).
     assert docker_cli("port", f"{model}-front").split() == ["8080/tcp", "->", f"127.0.0.1:{PORT}"]
-    addresses = [f.split("/")[0] for f in subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout.split() if "/" in f and f[0].isdigit()]
-    assert addresses
-    for address in addresses:
+    for address in host_addresses():
         with pytest.raises(requests.ConnectionError):
             requests.post(f"http://{address}:{PORT}/score", json=SAMPLE, timeout=5)
     running = docker_cli("service", "ps", model, "--filter", "desired-state=running", "--format", "{{.CurrentState}}").splitlines()
@@ -203,6 +210,40 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert docker_cli("ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={model}") == ""
     assert docker_cli("images", "-q", outs["image_ref"].split("@")[0]) == "", "derived images left on this node"
     print(f"timings: { {k: round(v) for k, v in timings.items()} }, total {time.monotonic() - t0:.0f}s")
+
+
+def test_swarm_publish_modes(project: Project, tmp_path: Path, demo_base: str, swarm, cleanup_swarm) -> None:  # type: ignore[no-untyped-def]
+    """``host`` mode (an opt-in) publishes on every interface; returning to the default ``loopback`` mode is an update that
+    moves the front to a container on 127.0.0.1. A deployment whose overlay network predates the loopback front (not
+    attachable, as mldeploy made them before it) is recreated on that update."""
+    demo = _copy_demo(tmp_path / "demo")
+    svc = f"swm-{project.name[-6:]}"
+    cleanup_swarm.append(svc)
+    model = f"mldeploy-{svc}"
+    docker_cli("network", "create", "--driver", "overlay", "--label", f"mldeploy.service={svc}", model)
+    project.write(program(demo, svc, demo_base, deployment_config(port=MODES_PORT, numReplicas=1), None))
+    project.env["MLDEPLOY_SWARM_PUBLISH_MODE"] = "host"
+    project.up()
+    uri = project.outputs()["scoring_uri"]
+    outside = f"http://{host_addresses()[0]}:{MODES_PORT}/score"
+    assert _score(uri).status_code == 200
+    assert requests.post(outside, json=SAMPLE, timeout=10).status_code == 200  # every interface, as documented
+    objs = swarm_objects(svc)
+    assert (len(objs["service"]), len(objs["config"]), objs["container"]) == (2, 1, []), objs
+
+    del project.env["MLDEPLOY_SWARM_PUBLISH_MODE"]
+    assert project.ops() == {"svc": "update"}
+    res = project.up()
+    assert "predates the loopback front" in res.output, res.output
+    assert _score(uri).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.post(outside, json=SAMPLE, timeout=5)
+    objs = swarm_objects(svc)
+    assert (len(objs["service"]), objs["config"], len(objs["container"])) == (1, [], 1), objs
+    assert json.loads(docker_cli("network", "inspect", model))[0]["Attachable"] is True
+    assert project.ops() == {}
+    project.destroy()
+    assert swarm_objects(svc) == {"service": [], "config": [], "secret": [], "network": [], "container": []}
 
 
 def test_swarm_fields_checked_at_preview(project: Project, tmp_path: Path, demo_base: str) -> None:

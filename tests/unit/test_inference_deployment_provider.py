@@ -244,6 +244,17 @@ def test_drift_found_by_refresh_needs_an_update() -> None:
     assert idp._drift({"target": "local", "replicas": None}, {"target": "local", "deployment": {}}) == []
 
 
+def test_a_changed_swarm_publish_mode_moves_the_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A swarm deployment made in another publish mode (e.g. ``host`` by an mldeploy before the loopback front) is updated."""
+    olds = {"target": "swarm", "replicas": 1, "image_ref": "r@sha256:a", "running_image": "r@sha256:a", "publish_mode": "host"}
+    news = {"target": "swarm", "deployment": {}}
+    monkeypatch.delenv("MLDEPLOY_SWARM_PUBLISH_MODE", raising=False)
+    assert idp._drift(olds, news) == ["publish_mode"]
+    assert idp._drift({**olds, "publish_mode": "loopback"}, news) == []
+    monkeypatch.setenv("MLDEPLOY_SWARM_PUBLISH_MODE", "host")
+    assert idp._drift(olds, news) == []
+
+
 # -- create / read / update / delete --------------------------------------------------------------------
 def test_create_builds_where_the_target_needs_it_and_deploys_the_spec(world: dict[str, FakeRuntime], shape: str) -> None:
     rt, images = world[shape], world["images"]

@@ -59,6 +59,7 @@ import docker.errors
 from docker import types as dt
 
 from ..errors import BackendError, NotFound
+from ..settings import swarm_publish_mode
 from . import docker_engine
 from .ownership import LABEL_PORT, LABEL_SERVICE, LABEL_STACK, LABEL_URN, describe, same_owner
 
@@ -376,7 +377,7 @@ def publish_mode() -> str:
     """Where the front listens: ``MLDEPLOY_SWARM_PUBLISH_MODE``, ``loopback`` (127.0.0.1 on this manager) by default.
 
     ``host`` and ``ingress`` publish on every interface of every node; ``ingress`` needs the kernel's IPVS."""
-    mode = os.environ.get("MLDEPLOY_SWARM_PUBLISH_MODE") or "loopback"
+    mode = swarm_publish_mode()
     if mode not in PUBLISH_MODES:
         raise BackendError(f"MLDEPLOY_SWARM_PUBLISH_MODE={mode!r}: use 'loopback' (the default: 127.0.0.1 on this manager), 'host' or 'ingress'")
     if mode == "ingress" and not ipvs_available():

@@ -64,7 +64,7 @@ from ..backends.protocols import DeploySpec, Runtime
 from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
 from ..paths import program_policy as _program_policy
-from ..settings import Settings
+from ..settings import Settings, swarm_publish_mode
 from . import _inference_checks as checks
 from . import convergence
 from ._common import changed, failure, is_unknown, needs, progress, run_checks
@@ -371,6 +371,8 @@ def _drift(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
         drift.append("replicas")
     if olds.get("running_image") and olds.get("running_image") != olds.get("image_ref"):
         drift.append("running_image")
+    if olds.get("publish_mode") and olds["publish_mode"] != swarm_publish_mode():  # a swarm front to move
+        drift.append("publish_mode")
     drift += [k for k in DRIFT_FACTS if olds.get(k)]
     return drift
 
