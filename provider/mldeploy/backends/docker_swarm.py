@@ -968,7 +968,7 @@ def deploy(
     try:
         sw.wait(n["model"], image, s.replicas, rollout, timeout, since)
     except RolledBack:  # the failed version's task containers, so that the caller can remove its image
-        sw.prune_task_containers(n["model"], sw.inspect(n["model"])["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], 30)
+        sw.prune_task_containers(n["model"], sw.inspect(n["model"])["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], 10)
         raise
     if rollout:  # the replaced version's task containers, so that its image can be removed from this node
         sw.prune_task_containers(n["model"], image, 30)
