@@ -240,3 +240,33 @@ def test_apply_updates_a_stuck_update_after_the_timeout(monkeypatch: pytest.Monk
     _swarm(api, lines).apply({"name": "mldeploy-x", "task_template": {}}, timeout=-1)
     assert api.events[-2:] == ["update", "inspect: rollback_started"]
     assert lines == ["mldeploy-x: Swarm's update in progress (rollback_started) did not finish within -1s; updating it anyway"]
+
+
+def test_wait_http_waits_for_the_fronts_new_configuration() -> None:
+    """After a reload, ``wait_http(generation=...)`` returns only once answers come from the new configuration."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Front(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(1)
+            self.send_response(200)
+            self.send_header(sw.FRONT_GENERATION_HEADER, "new" if len(seen) > 3 else "old")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        sw.wait_http(url, timeout=10, poll=0.01, generation="new")
+        assert len(seen) == 4
+        with pytest.raises(sw.BackendError, match="configuration new, not other"):
+            sw.wait_http(url, timeout=0.3, poll=0.05, generation="other")
+        sw.wait_http(url, timeout=1)  # without a generation any 200 will do
+    finally:
+        server.shutdown()

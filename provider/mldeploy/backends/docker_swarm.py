@@ -639,25 +639,6 @@ class Swarm:
         except docker.errors.NotFound:
             pass
 
-    def wait_front(self, port: int, generation: str, timeout: float) -> None:
-        """The front on 127.0.0.1:``port`` answers the liveness route from configuration ``generation``."""
-        import requests
-
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                r = requests.get(url, timeout=3)
-                seen = r.headers.get(FRONT_GENERATION_HEADER)
-                if r.status_code == 200 and seen == generation:
-                    return
-                last = f"HTTP {r.status_code}, configuration {seen or '(none)'} (want {generation})"
-            except requests.RequestException as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        raise BackendError(f"the front does not answer {url} with its new configuration after {timeout:.0f}s: {last}")
-
     def prune_task_containers(self, name: str, keep_image: str | None, timeout: float) -> None:
         """Remove this node's finished task containers of service ``name`` (all but ``keep_image``'s), once they have stopped.
 
@@ -985,7 +966,7 @@ def deploy(
         conf = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms, generation=generation)
         sw.run_front(service, front, port, n["network"], labels, front_files(conf, body), generation, pull_auth, timeout)
         sw.prune_objects(service, set())
-        sw.wait_front(port, generation, timeout=min(timeout, 60))
+        wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60), poll=0.2, generation=generation)
         where = f"127.0.0.1:{port}"
     else:
         for c in sw.front_containers(service):
@@ -1004,9 +985,10 @@ def deploy(
     return {"replicas": s.replicas, "image": image, "publish_mode": mode, "network": n["network"], "front_service": n["front"], "swarm_service": n["model"]}
 
 
-def wait_http(url: str, timeout: float, what: str = "the front", poll: float = 0.5) -> None:
+def wait_http(url: str, timeout: float, what: str = "the front", poll: float = 0.5, generation: str | None = None) -> None:
     """``what`` answers ``url`` with 200 within ``timeout`` seconds (the swarm front through to a model task,
-    the kubernetes node port); else a ``BackendError`` with the last answer or error."""
+    the kubernetes node port); else a ``BackendError`` with the last answer or error. With ``generation``, the answer
+    must come from that configuration of the front (its ``X-Mldeploy-Front`` header: a reload has taken effect)."""
     import requests
 
     deadline = time.monotonic() + timeout
@@ -1014,9 +996,10 @@ def wait_http(url: str, timeout: float, what: str = "the front", poll: float = 0
     while time.monotonic() < deadline:
         try:
             r = requests.get(url, timeout=3)
-            if r.status_code == 200:
+            seen = r.headers.get(FRONT_GENERATION_HEADER)
+            if r.status_code == 200 and generation in (None, seen):
                 return
-            last = f"HTTP {r.status_code}"
+            last = f"HTTP {r.status_code}" + (f", configuration {seen or '(none)'}, not {generation}" if generation else "")
         except requests.RequestException as exc:
             last = str(exc)
         time.sleep(poll)
