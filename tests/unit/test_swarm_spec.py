@@ -270,3 +270,95 @@ def test_wait_http_waits_for_the_fronts_new_configuration() -> None:
         sw.wait_http(url, timeout=1)  # without a generation any 200 will do
     finally:
         server.shutdown()
+
+
+class _FrontApi:
+    """A Docker Engine holding one front container, whose files are a dict (put_archive / get_archive on them)."""
+
+    def __init__(self, spec_label: str, applied: str | None, running: bool = True, labels: dict[str, str] | None = None) -> None:
+        self.files: dict[str, bytes] = {} if applied is None else {sw.FRONT_APPLIED: applied.encode()}
+        self.labels = {**(labels or {}), sw.LABEL_FRONT_SPEC: spec_label}
+        self.running, self.events = running, list[str]()
+
+    def inspect_container(self, name: str) -> dict[str, object]:
+        return {"Id": "c1", "Config": {"Labels": self.labels}, "State": {"Running": self.running}}
+
+    def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        import io
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for m in tar.getmembers():
+                if m.isfile():
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    self.files[m.name] = f.read()
+                    self.events.append(f"put {m.name}")
+
+    def get_archive(self, cid: str, path: str) -> tuple[list[bytes], dict[str, object]]:
+        import io
+        import tarfile
+
+        name = path.lstrip("/")
+        if name not in self.files:
+            raise sw.docker.errors.NotFound("no such file")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name.rsplit("/", 1)[-1])
+            info.size = len(self.files[name])
+            tar.addfile(info, io.BytesIO(self.files[name]))
+        return [buf.getvalue()], {}
+
+    def exec_create(self, cid: str, cmd: list[str]) -> dict[str, str]:
+        self.events.append(" ".join(cmd))
+        return {"Id": "e1"}
+
+    def exec_start(self, exec_id: str) -> bytes:
+        return b"nginx: configuration file /etc/mldeploy/nginx.conf test is successful"
+
+    def exec_inspect(self, exec_id: str) -> dict[str, int]:
+        return {"ExitCode": 0}
+
+    def kill(self, cid: str, signal: str) -> None:
+        self.events.append(f"kill {signal}")
+
+    def remove_container(self, cid: str, force: bool) -> None:
+        self.events.append("remove")
+
+
+def _front_swarm(api: _FrontApi, lines: list[str]) -> sw.Swarm:
+    swarm = sw.Swarm.__new__(sw.Swarm)
+    swarm.progress, swarm.api = lines.append, api  # type: ignore[assignment]
+    return swarm
+
+
+@pytest.mark.parametrize("applied", [None, "gen0"])
+def test_front_reloads_in_place_until_the_generation_is_recorded(applied: str | None) -> None:
+    """New files, a config check, SIGHUP, then the generation: a run killed before the last step (the generation still old,
+    or missing) reloads again; a front already on the generation is left alone."""
+    image, port, net = "reg/front@sha256:f", 8890, "mldeploy-iris"
+    label = sw.front_container_spec("iris", image, port, net, {})["labels"][sw.LABEL_FRONT_SPEC]
+    files = sw.front_files("conf", sw.keys_file("k1", "k2"))
+    api, lines = _FrontApi(label, applied), list[str]()
+    _front_swarm(api, lines).run_front("iris", image, port, net, {}, files, "gen1", None, 60)
+    assert api.events == [
+        f"put {sw.FRONT_CONF}",
+        f"put {sw.FRONT_KEYS}",
+        f"nginx -t -c /{sw.FRONT_CONF}",
+        "kill SIGHUP",
+        f"put {sw.FRONT_APPLIED}",
+    ]
+    assert api.files[sw.FRONT_APPLIED] == b"gen1" and api.files[sw.FRONT_KEYS] == b'"Bearer k1" 1;\n"Bearer k2" 1;\n'
+    assert lines == ["mldeploy-iris-front: configuration reloaded in place (nginx reload, no connection dropped)"]
+    api.events.clear()
+    _front_swarm(api, lines).run_front("iris", image, port, net, {}, files, "gen1", None, 60)
+    assert api.events == []
+
+
+def test_a_front_of_another_stack_is_not_touched() -> None:
+    ours = {"mldeploy.service": "iris", "mldeploy.stack": "a", "mldeploy.urn": "urn:pulumi:a::p::t::svc"}
+    theirs = {"mldeploy.service": "iris", "mldeploy.stack": "b", "mldeploy.urn": "urn:pulumi:b::p::t::svc"}
+    api = _FrontApi("other", "gen0", labels=theirs)
+    with pytest.raises(sw.BackendError, match="belongs to stack p/b"):
+        _front_swarm(api, []).run_front("iris", "reg/front@sha256:f", 8890, "mldeploy-iris", ours, {}, "gen1", None, 60)
+    assert api.events == []
