@@ -668,6 +668,17 @@ class Swarm:
         flt = {"label": [f"{LABEL_SERVICE}={service}", f"{LABEL_ROLE}=front", LABEL_FRONT_SPEC]}
         return [dict(c) for c in self.api.containers(all=True, filters=flt)]
 
+    def remove_front_containers(self, service: str, ours: dict[str, str] | None) -> int:
+        """Remove the loopback front containers of ``service`` (only ``ours``' when given); returns how many."""
+        removed = 0
+        for c in self.front_containers(service):
+            if ours is not None and not same_owner(c.get("Labels"), ours):
+                self.progress(f"left container {c['Names'][0].lstrip('/')} alone: it belongs to {describe(c.get('Labels'))}")
+                continue
+            self._remove_container(c["Id"])
+            removed += 1
+        return removed
+
     # -- services ----------------------------------------------------------------------------------
     def inspect(self, name: str) -> dict[str, Any]:
         try:
@@ -836,9 +847,7 @@ class Swarm:
             self.progress(f"left {kind} {name} alone: it belongs to {describe(labels)}")
             return False
 
-        for c in self.front_containers(service):
-            if mine("container", c["Names"][0].lstrip("/"), c.get("Labels")):
-                self._remove_container(c["Id"])
+        self.remove_front_containers(service, ours)
         removed = []
         for s in self.api.services(filters=flt):
             if not mine("service", s["Spec"]["Name"], s["Spec"].get("Labels")):
@@ -969,9 +978,8 @@ def deploy(
         wait_http(f"http://127.0.0.1:{port}/", timeout=min(timeout, 60), poll=0.2, generation=generation)
         where = f"127.0.0.1:{port}"
     else:
-        for c in sw.front_containers(service):
-            progress(f"{n['front']}: replacing the front container by a {mode}-mode service (every interface)")
-            sw._remove_container(c["Id"])
+        if sw.remove_front_containers(service, labels):
+            progress(f"{n['front']}: replaced the front container by a {mode}-mode service (every interface)")
         conf = nginx_conf(n["model"], s.auth_enabled, s.scoring_timeout_ms)
         config = sw.ensure_config(f"{n['front']}-conf-{short_hash(conf)}", conf, labels)
         secret = sw.ensure_secret(f"{n['front']}-keys-{short_hash(body)}", body, labels) if body else None
