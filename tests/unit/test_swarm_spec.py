@@ -218,7 +218,7 @@ class _UpdatingApi:
         self.events.append("update")
 
 
-def _swarm(api: _UpdatingApi, lines: list[str]) -> sw.Swarm:
+def _swarm(api: object, lines: list[str]) -> sw.Swarm:
     swarm = sw.Swarm.__new__(sw.Swarm)  # no Docker Engine: the manager is the fake
     swarm.progress, swarm.api = lines.append, api  # type: ignore[assignment]
     return swarm
@@ -326,12 +326,6 @@ class _FrontApi:
         self.events.append("remove")
 
 
-def _front_swarm(api: _FrontApi, lines: list[str]) -> sw.Swarm:
-    swarm = sw.Swarm.__new__(sw.Swarm)
-    swarm.progress, swarm.api = lines.append, api  # type: ignore[assignment]
-    return swarm
-
-
 @pytest.mark.parametrize("applied", [None, "gen0"])
 def test_front_reloads_in_place_until_the_generation_is_recorded(applied: str | None) -> None:
     """New files, a config check, SIGHUP, then the generation: a run killed before the last step (the generation still old,
@@ -340,7 +334,7 @@ def test_front_reloads_in_place_until_the_generation_is_recorded(applied: str | 
     label = sw.front_container_spec("iris", image, port, net, {})["labels"][sw.LABEL_FRONT_SPEC]
     files = sw.front_files("conf", sw.keys_file("k1", "k2"))
     api, lines = _FrontApi(label, applied), list[str]()
-    _front_swarm(api, lines).run_front("iris", image, port, net, {}, files, "gen1", None, 60)
+    _swarm(api, lines).run_front("iris", image, port, net, {}, files, "gen1", None, 60)
     assert api.events == [
         f"put {sw.FRONT_CONF}",
         f"put {sw.FRONT_KEYS}",
@@ -351,7 +345,7 @@ def test_front_reloads_in_place_until_the_generation_is_recorded(applied: str | 
     assert api.files[sw.FRONT_APPLIED] == b"gen1" and api.files[sw.FRONT_KEYS] == b'"Bearer k1" 1;\n"Bearer k2" 1;\n'
     assert lines == ["mldeploy-iris-front: configuration reloaded in place (nginx reload, no connection dropped)"]
     api.events.clear()
-    _front_swarm(api, lines).run_front("iris", image, port, net, {}, files, "gen1", None, 60)
+    _swarm(api, lines).run_front("iris", image, port, net, {}, files, "gen1", None, 60)
     assert api.events == []
 
 
@@ -360,5 +354,5 @@ def test_a_front_of_another_stack_is_not_touched() -> None:
     theirs = {"mldeploy.service": "iris", "mldeploy.stack": "b", "mldeploy.urn": "urn:pulumi:b::p::t::svc"}
     api = _FrontApi("other", "gen0", labels=theirs)
     with pytest.raises(sw.BackendError, match="belongs to stack p/b"):
-        _front_swarm(api, []).run_front("iris", "reg/front@sha256:f", 8890, "mldeploy-iris", ours, {}, "gen1", None, 60)
+        _swarm(api, []).run_front("iris", "reg/front@sha256:f", 8890, "mldeploy-iris", ours, {}, "gen1", None, 60)
     assert api.events == []
