@@ -30,8 +30,11 @@ setup:
 AZURE_TESTS := tests/unit/azure tests/unit/test_azure_stack.py
 NOT_AZURE := $(addprefix --ignore=,$(AZURE_TESTS))
 
+# TEST_WORKERS pytest-xdist workers share the tests (tests/integration/conftest.py groups them); 0 runs them in one process.
+TEST_WORKERS ?= 2
 test: setup
-	@$(ENV) python -m pytest tests $(NOT_AZURE) $(PYTEST_ARGS) && .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
+	@$(ENV) python -m pytest tests $(NOT_AZURE) -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS) && \
+	  .venv-azure/bin/python -m pytest $(AZURE_TESTS) $(PYTEST_ARGS)
 
 # The embedded Kubernetes cluster (the kubernetes target); `make setup` starts it too.
 cluster-up:

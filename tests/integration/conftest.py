@@ -7,6 +7,8 @@ by every test; each test gets its own throwaway Pulumi project and stack.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -30,6 +32,67 @@ ADD_NODE = str(ROOT / "scripts" / "kubernetes" / "add-node.sh")
 Kubectl = Callable[..., str]
 
 pytestmark = pytest.mark.integration
+
+
+# -- running in parallel (make test runs pytest-xdist workers) -----------------------------------------------
+#: Modules whose tests share nothing but session fixtures (each has its own port and names): their tests are
+#: spread over the workers one by one. Every other module runs whole on one worker (its tests share ports,
+#: module fixtures or an order), and every test of the embedded cluster runs on one worker (they add and
+#: remove its second node).
+SPLIT_MODULES = {"test_samples.py"}
+
+#: The longest groups go first (make test keeps this order: --no-loadscope-reorder), so that no long group is
+#: left to start when the other workers are done. Then the other integration modules, then the unit tests.
+LONGEST_FIRST = ["kubernetes", "test_swarm.py", "test_interruption.py", "test_samples.py", "test_security.py", "test_base_image.py"]
+
+
+def _group(item: pytest.Item) -> str:
+    if "kubectl" in item.fixturenames:
+        return "kubernetes"
+    if item.path.name in SPLIT_MODULES:
+        return item.nodeid
+    return item.path.name
+
+
+def _rank(item: pytest.Item) -> int:
+    if item.path.parent != Path(__file__).parent:
+        return len(LONGEST_FIRST) + 1
+    group = "kubernetes" if "kubectl" in item.fixturenames else item.path.name
+    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+    items.sort(key=_rank)  # stable: the order within a rank stays pytest's
+
+
+def worker() -> str:
+    """This pytest-xdist worker's id (gw0, gw1, ...), or "main" without workers."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@contextlib.contextmanager
+def one_worker_at_a_time(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
+    """An exclusive lock shared by this run's workers: the first builds a shared image, the others then find it cached."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    with open(root / f"{name}.lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def push(docker_client, repo: str, tag: str, auth_config: dict[str, str]) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """``docker push`` of a test fixture, holding the registry's push lock as mldeploy's own pushes do.
+
+    Without it, a garbage collection started by another worker's destroy would answer the push with 503.
+    Returns the push's events (those with an "error" key are the failures).
+    """
+    from mldeploy.backends.registry_gc import writing
+
+    with writing(repo.split("/", 1)[0]):
+        return list(docker_client.api.push(repo, tag=tag, auth_config=auth_config, stream=True, decode=True))
 
 
 @pytest.fixture(scope="session")
@@ -91,13 +154,14 @@ def docker_client(settings: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def tiny_image(docker_client, push_creds: Creds, settings: Settings) -> str:  # type: ignore[no-untyped-def]
-    """A tiny image FROM the debootstrap base, pushed to the registry; returns its repository ref."""
+    """A tiny image FROM the debootstrap base, pushed to the registry; returns its repository ref (one per worker)."""
     import io
 
-    dockerfile = f"FROM {settings.base_os_image}\nRUN echo tiny > /tiny.txt\n"
-    repo = f"{settings.registry}/pytest/tiny"
+    dockerfile = f"FROM {settings.base_os_image}\nRUN echo tiny > /tiny.txt\nLABEL worker={worker()}\n"
+    repo = f"{settings.registry}/pytest/tiny-{worker()}"
     docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repo}:v1", rm=True)
-    docker_client.images.push(repo, tag="v1", auth_config=push_creds.auth_config)
+    events = push(docker_client, repo, "v1", push_creds.auth_config)
+    assert not [e for e in events if "error" in e], events
     return f"{repo}:v1"
 
 
@@ -108,12 +172,14 @@ def env_without_docker_config() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def demo_base(docker_client, settings: Settings) -> str:  # type: ignore[no-untyped-def]
-    """The demo's custom base image (stacks/demo/base), built once per session with the docker SDK."""
+def demo_base(docker_client, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> str:  # type: ignore[no-untyped-def]
+    """The demo's custom base image (stacks/demo/base), built once per session with the docker SDK (the first
+    worker builds it; the others' builds are then all cache hits, so every worker has the same image)."""
     tag = "mldeploy/test-demo-base:session"
-    docker_client.images.build(
-        path=str(DEMO / "base"), tag=tag, buildargs={"WHEELHOUSE_URL": settings.wheelhouse_url}, network_mode="host", rm=True
-    )
+    with one_worker_at_a_time(tmp_path_factory, "demo-base"):
+        docker_client.images.build(
+            path=str(DEMO / "base"), tag=tag, buildargs={"WHEELHOUSE_URL": settings.wheelhouse_url}, network_mode="host", rm=True
+        )
     return tag
 
 

@@ -20,7 +20,7 @@ import requests
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.settings import Settings
 
-from .conftest import Creds
+from .conftest import Creds, push
 from .harness import Project, Result
 
 pytestmark = pytest.mark.integration
@@ -183,7 +183,7 @@ def test_demo_base_is_pullable_with_an_acrpull_identity(demo_base: DemoBase, doc
     out = docker_client.containers.run(img.id, ["python", "-c", "import azureml_inference_server_http, sklearn; print('ok')"], remove=True)
     assert out.strip() == b"ok"
     # The same identity cannot push.
-    bad = list(docker_client.api.push(name, tag="v1", auth_config=puller, stream=True, decode=True))
+    bad = push(docker_client, name, "v1", puller)
     assert [e for e in bad if "error" in e], bad
 
 

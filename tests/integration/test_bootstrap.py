@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from .conftest import Creds
+from .conftest import Creds, push
 from .harness import Project
 
 
@@ -77,9 +77,7 @@ def test_tiny_image_push_and_pull_by_digest(docker_client, tiny_image: str, push
 
 def test_push_without_credentials_is_refused(docker_client, tiny_image: str) -> None:  # type: ignore[no-untyped-def]
     repo = tiny_image.rsplit(":", 1)[0]
-    events = list(
-        docker_client.api.push(repo, tag="v1", auth_config={"username": "nobody", "password": "wrong"}, stream=True, decode=True)
-    )
+    events = push(docker_client, repo, "v1", {"username": "nobody", "password": "wrong"})
     errors = [e["error"] for e in events if "error" in e]
     assert errors, events
     assert "401" in errors[0] or "unauthorized" in errors[0].lower() or "authentication required" in errors[0].lower()

@@ -23,7 +23,7 @@ import pytest
 import requests
 from mldeploy.settings import Settings
 
-from .conftest import Creds, copy_demo, deployment_program
+from .conftest import Creds, copy_demo, deployment_program, push
 from .harness import Project
 
 FRONT_PORT = 19301
@@ -111,7 +111,7 @@ def front_base(front: Front, demo_base: str, docker_client, push_creds: Creds, s
 
     repo = f"fidelity-{secrets.token_hex(3)}/base"
     docker_client.images.get(demo_base).tag(f"{settings.registry}/{repo}", tag="v1")
-    for ev in docker_client.api.push(f"{settings.registry}/{repo}", tag="v1", auth_config=push_creds.auth_config, stream=True, decode=True):
+    for ev in push(docker_client, f"{settings.registry}/{repo}", "v1", push_creds.auth_config):
         assert "error" not in ev, ev
     docker_client.images.remove(f"{settings.registry}/{repo}:v1")
     yield f"{front.address}/{repo}:v1"

@@ -26,7 +26,7 @@ from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.backends.oci_registry import OciRegistry
 from mldeploy.settings import Settings
 
-from .conftest import Creds
+from .conftest import Creds, push
 from .harness import Project
 
 pytestmark = pytest.mark.integration
@@ -46,15 +46,13 @@ def _need_setpriv() -> None:
 
 def _push(docker_client: Any, repo: str, tag: str, user: str, password: str) -> tuple[str | None, list[str]]:
     """(digest, errors) of pushing repo:tag with these credentials."""
-    from mldeploy.backends.registry_gc import writing
-
     digest, errors = None, []
-    with writing(repo.split("/", 1)[0]):  # as mldeploy's own pushes: no garbage collection meanwhile
-        for ev in docker_client.api.push(repo, tag=tag, auth_config={"username": user, "password": password}, stream=True, decode=True):
-            if "error" in ev:
-                errors.append(str(ev["error"]))
-            if isinstance(ev.get("aux"), dict) and ev["aux"].get("Digest"):
-                digest = ev["aux"]["Digest"]
+    for ev in push(docker_client, repo, tag, {"username": user, "password": password}):
+        if "error" in ev:
+            errors.append(str(ev["error"]))
+        aux = ev.get("aux")
+        if isinstance(aux, dict) and aux.get("Digest"):
+            digest = aux["Digest"]
     return digest, errors
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import requests
 
+from .conftest import push
 from .harness import Project
 
 PROGRAM = """
@@ -23,7 +24,7 @@ def _login(registry: str, user: str, password: str) -> int:
 
 
 def _push_errors(docker_client, repo: str, tag: str, user: str, password: str) -> list[str]:  # type: ignore[no-untyped-def]
-    events = docker_client.api.push(repo, tag=tag, auth_config={"username": user, "password": password}, stream=True, decode=True)
+    events = push(docker_client, repo, tag, {"username": user, "password": password})
     return [e["error"] for e in events if "error" in e]
 
 

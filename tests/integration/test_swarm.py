@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import Load, deployment_program, docker_cli, swarm_objects
+from .conftest import Load, deployment_program, docker_cli, push, swarm_objects
 from .conftest import copy_demo as _copy_demo
 from .harness import Project
 
@@ -286,7 +286,8 @@ def test_nodes_pull_with_the_pull_identity(settings, push_creds, docker_client, 
     cleanup_swarm.append(svc)
     repo = f"{settings.registry}/pytest/{svc}"
     docker_client.images.build(fileobj=io.BytesIO(f"FROM {settings.base_os_image}\nRUN echo {svc} > /id\n".encode()), tag=f"{repo}:v1", rm=True)
-    docker_client.images.push(repo, tag="v1", auth_config=push_creds.auth_config)
+    events = push(docker_client, repo, "v1", push_creds.auth_config)
+    assert not [e for e in events if "error" in e], events
     digest = docker_client.images.get_registry_data(f"{repo}:v1", auth_config=push_creds.auth_config).id
     image = f"{repo}@{digest}"
     docker_client.images.remove(f"{repo}:v1", force=True)  # this node must pull it
