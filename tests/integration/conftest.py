@@ -39,7 +39,7 @@ pytestmark = pytest.mark.integration
 #: spread over the workers one by one. Every other module runs whole on one worker (its tests share ports,
 #: module fixtures or an order), and every test of the embedded cluster runs on one worker (they add and
 #: remove its second node).
-SPLIT_MODULES = {"test_samples.py"}
+SPLIT_MODULES = {"test_samples.py", "test_swarm.py"}
 
 #: The longest groups go first (make test keeps this order: --no-loadscope-reorder), so that no long group is
 #: left to start when the other workers are done. Then the other integration modules, then the unit tests.
@@ -61,6 +61,7 @@ def _rank(item: pytest.Item) -> int:
     return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the xdist_group marks into the scope of each test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.parent == Path(__file__).parent:
