@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,3 +34,60 @@ def _lib_env() -> None:
 
 
 _lib_env()
+
+
+# -- make test: pytest-xdist workers ---------------------------------------------------------------------------
+#: Integration modules whose tests share nothing but session fixtures (each test has its own port and names):
+#: their tests are spread over the workers one by one. Every other module runs whole on one worker (its tests
+#: share ports, module fixtures or an order), and every test of the embedded cluster (named "kubernetes")
+#: runs on one worker, in turn: they add and remove the cluster's second node.
+SPLIT_MODULES = {"tests/integration/test_samples.py", "tests/integration/test_swarm.py"}
+
+#: The longest groups are handed out first, so that none is left to start when the other workers are done;
+#: then the other integration modules, then the unit tests, in pytest's order.
+LONGEST_FIRST = [
+    "kubernetes",
+    "tests/integration/test_swarm.py",
+    "tests/integration/test_interruption.py",
+    "tests/integration/test_samples.py",
+    "tests/integration/test_security.py",
+    "tests/integration/test_base_image.py",
+]
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its tests run on one worker, one after the other."""
+    module = nodeid.split("::", 1)[0]
+    if not module.startswith("tests/integration/"):
+        return module
+    if "kubernetes" in nodeid:
+        return "kubernetes"
+    return nodeid if module in SPLIT_MODULES else module
+
+
+def _rank(item: pytest.Item) -> int:
+    group = work_unit(item.nodeid)
+    family = group if group == "kubernetes" else group.split("::", 1)[0]
+    if family in LONGEST_FIRST:
+        return LONGEST_FIRST.index(family)
+    return len(LONGEST_FIRST) + (0 if family.startswith("tests/integration/") else 1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: pytest's order within a rank
+
+
+if importlib.util.find_spec("xdist") is not None:
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        """``--dist loadgroup`` with the groups of ``work_unit`` (pytest 9 ignores xdist's own xdist_group marks:
+        they rename ``item._nodeid``, which no longer changes ``item.nodeid``)."""
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                return work_unit(nodeid)
+
+        return GroupScheduling(config, log)

@@ -34,41 +34,7 @@ Kubectl = Callable[..., str]
 pytestmark = pytest.mark.integration
 
 
-# -- running in parallel (make test runs pytest-xdist workers) -----------------------------------------------
-#: Modules whose tests share nothing but session fixtures (each has its own port and names): their tests are
-#: spread over the workers one by one. Every other module runs whole on one worker (its tests share ports,
-#: module fixtures or an order), and every test of the embedded cluster runs on one worker (they add and
-#: remove its second node).
-SPLIT_MODULES = {"test_samples.py", "test_swarm.py"}
-
-#: The longest groups go first (make test keeps this order: --no-loadscope-reorder), so that no long group is
-#: left to start when the other workers are done. Then the other integration modules, then the unit tests.
-LONGEST_FIRST = ["kubernetes", "test_swarm.py", "test_interruption.py", "test_samples.py", "test_security.py", "test_base_image.py"]
-
-
-def _group(item: pytest.Item) -> str:
-    if "kubectl" in item.fixturenames:
-        return "kubernetes"
-    if item.path.name in SPLIT_MODULES:
-        return item.nodeid
-    return item.path.name
-
-
-def _rank(item: pytest.Item) -> int:
-    if item.path.parent != Path(__file__).parent:
-        return len(LONGEST_FIRST) + 1
-    group = "kubernetes" if "kubectl" in item.fixturenames else item.path.name
-    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the xdist_group marks into the scope of each test
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
-    items.sort(key=_rank)  # stable: the order within a rank stays pytest's
-
-
+# -- running in parallel (make test runs pytest-xdist workers; tests/conftest.py groups the tests) ---------
 def worker() -> str:
     """This pytest-xdist worker's id (gw0, gw1, ...), or "main" without workers."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
