@@ -7,7 +7,9 @@
   ``Docker-Content-Digest`` header; ``NotFound`` only for a definite 404
   (the registry's ``MANIFEST_UNKNOWN`` / ``NAME_UNKNOWN``);
 - ``delete_manifest(repository, digest)``: ``DELETE /v2/<repo>/manifests/<digest>``,
-  which also drops every tag on that manifest;
+  which also drops every tag on that manifest; on the local registry it holds
+  the push lock (``registry_gc.writing``) as pushes do, so another stack's
+  garbage collection, which refuses every write while it runs, never fails it;
 - ``collect_garbage()``: after deletes, frees the layers no manifest references
   any more, on the local registry only (``registry_gc.after_delete``).
 
@@ -124,8 +126,11 @@ class OciRegistry:
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
+        from .registry_gc import writing
+
         action = f"deleting {self.address}/{repository}@{digest}"
-        resp = self._request("DELETE", repository, digest, action)
+        with writing(self.address):  # no garbage collection (which answers writes 503) meanwhile
+            resp = self._request("DELETE", repository, digest, action)
         if resp.status_code == 405:
             raise BackendError(f"{action}: the registry does not allow deletes (storage.delete.enabled is off)")
         if resp.status_code not in (200, 202):
