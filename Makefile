@@ -30,7 +30,7 @@ setup:
 AZURE_TESTS := tests/unit/azure tests/unit/test_azure_stack.py
 NOT_AZURE := $(addprefix --ignore=,$(AZURE_TESTS))
 
-# TEST_WORKERS pytest-xdist workers share the tests (tests/conftest.py groups them; measured best on 2 cores: 3); 0 runs them in one process.
+# TEST_WORKERS pytest-xdist workers share the tests (tests/conftest.py groups them; on 2 cores 3 measured faster than 2); 0 runs them in one process.
 TEST_WORKERS ?= 3
 test: setup
 	@$(ENV) python -m pytest tests $(NOT_AZURE) -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS) && \

@@ -500,13 +500,19 @@ def _download(lock: Lock, python: str, wheelhouse: Path, say: object) -> None:
         return
     if callable(say):
         say(f"downloading {len(missing)} wheels into the wheelhouse")
-    with tempfile.TemporaryDirectory(prefix="mldeploy-lock-") as tmp:
+    # Downloaded beside the wheelhouse, then renamed into it: a wheel another provider sees there is whole
+    # (a stack resolving the same lock at the same time would otherwise build with a half-written wheel).
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mldeploy-lock-", dir=wheelhouse) as tmp:
         reqs = Path(tmp) / "lock.txt"
         reqs.write_text("".join(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in missing))
-        cmd = [*_pip(), "download", "--quiet", "--no-deps", "--require-hashes", "-d", str(wheelhouse), "-r", str(reqs)] + _target_args(python)
+        got = Path(tmp) / "wheels"
+        cmd = [*_pip(), "download", "--quiet", "--no-deps", "--require-hashes", "-d", str(got), "-r", str(reqs)] + _target_args(python)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BackendError(f"downloading wheels into {wheelhouse}: {proc.stderr.strip()[-800:]}")
+        for wheel in got.iterdir():
+            os.replace(wheel, wheelhouse / wheel.name)
 
 
 INDEX = "index.html"

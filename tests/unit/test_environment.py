@@ -148,3 +148,37 @@ def test_wheelhouse_index_lists_wheels_a_lock_downloads_later(tmp_path: Path) ->
     assert index_wheelhouse(house, [late]) is True
     assert pip_finds("mldeploy_tiny_b==2.0")
     assert index_wheelhouse(house, [late]) is False  # listed already: the page is not rewritten
+
+
+def test_wheels_enter_the_wheelhouse_only_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock's wheels are downloaded beside the wheelhouse and renamed into it: a stack resolving the same lock at
+    the same time never sees (and builds with) a half-written wheel."""
+    import hashlib
+    import sys
+
+    from mldeploy import environment
+
+    source, house = tmp_path / "source", tmp_path / "wheelhouse"
+    source.mkdir()
+    house.mkdir()
+    filename = _tiny_wheel(source, "mldeploy_tiny_c", "1.0")
+    sha = hashlib.sha256((source / filename).read_bytes()).hexdigest()
+    # pip, as the provider runs it, but noting which wheels the wheelhouse shows once pip has written them
+    seen = tmp_path / "seen.txt"
+    wrapper = tmp_path / "pip_wrapper.py"
+    wrapper.write_text(
+        "import pathlib, runpy, sys\n"
+        "sys.argv = ['pip', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('pip', run_name='__main__')\n"
+        "finally:\n"
+        f"    pathlib.Path({str(seen)!r}).write_text(' '.join(p.name for p in pathlib.Path({str(house)!r}).glob('*.whl')))\n"
+    )
+    monkeypatch.setattr(environment, "_pip", lambda: [sys.executable, str(wrapper)])
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(source))
+    lock = Lock(python="3.11", platform="linux_x86_64", wheels=[LockedWheel(name="mldeploy_tiny_c", version="1.0", sha256=sha, filename=filename)])
+    environment._download(lock, "3.11", house, None)
+    assert seen.read_text() == ""  # pip wrote nothing into the wheelhouse itself
+    assert [p.name for p in house.iterdir()] == [filename]  # the wheel, whole; no download directory left
+    assert hashlib.sha256((house / filename).read_bytes()).hexdigest() == sha
