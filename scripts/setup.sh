@@ -108,7 +108,7 @@ step_pulumi() {
 
 # 3. Docker Engine: use a running one, else install Debian's docker.io and start dockerd.
 step_docker() {
-  if docker info >/dev/null 2>&1; then say "Docker Engine $(docker info -f '{{.ServerVersion}}') is running"; return; fi
+  if docker info >/dev/null 2>&1; then say "Docker Engine $(docker info -f '{{.ServerVersion}}') is running"; tcp_migrate_req; return; fi
   command -v dockerd >/dev/null || apt_install docker.io
   command -v docker >/dev/null || apt_install docker.io
   say "starting dockerd (log: $LOGS/dockerd.log)"
@@ -116,6 +116,24 @@ step_docker() {
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || fail "dockerd did not become ready in 30 s; see $LOGS/dockerd.log"
   say "Docker Engine $(docker info -f '{{.ServerVersion}}') is running"
+  tcp_migrate_req
+}
+
+# The local target's swap: the new container listens beside the old one (SO_REUSEPORT). With
+# net.ipv4.tcp_migrate_req=1 (Linux 5.14+), connections queued on the old one's socket when it closes move
+# to the new one instead of being reset. A setting of this network namespace (the host's, where the
+# containers listen), lost at reboot: every `make setup` sets it again.
+tcp_migrate_req() {
+  local f=/proc/sys/net/ipv4/tcp_migrate_req
+  if [ ! -e "$f" ]; then
+    say "note: this kernel has no net.ipv4.tcp_migrate_req (Linux < 5.14): a local swap may reset a request queued on the old container's socket"
+  elif [ "$(cat "$f")" = 1 ]; then
+    say "net.ipv4.tcp_migrate_req is 1 (local swaps hand queued connections to the new container)"
+  elif echo 1 2>/dev/null >"$f"; then
+    say "set net.ipv4.tcp_migrate_req=1: local swaps hand connections queued on the old container to the new one"
+  else
+    say "note: could not set net.ipv4.tcp_migrate_req=1 (needs root): a local swap may reset a request queued on the old container's socket"
+  fi
 }
 
 # 3b. Swarm mode, for InferenceDeployment's swarm target: a single-node swarm when none is active.

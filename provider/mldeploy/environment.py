@@ -41,6 +41,7 @@ image names), so a diff shows which package changed and stays short.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import html
@@ -455,9 +456,7 @@ def resolve(
                 say("the file's pins and the base image's package versions conflict; resolving again with the base packages unpinned")
         assert lock is not None
         _download(lock, python, wheelhouse, say)
-        path = cache_dir / "locks" / f"{lock_key(full, python)}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(lock.model_dump_json(indent=2))
+        _write_whole(cache_dir / "locks" / f"{lock_key(full, python)}.json", lock.model_dump_json(indent=2))
     # What the file and the base named, and the base packages the lock replaces, follow from the inputs.
     lock = lock.model_copy(update={"roots": sorted(named(full))})
     if base:
@@ -465,11 +464,23 @@ def resolve(
         lock = lock.model_copy(update={"remove": sorted({_canon(d.name) for d in base if not d.direct} - keep - TOOLS)})
     by_digest = lock_path(cache_dir, lock.digest())
     if not by_digest.exists():
-        by_digest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = by_digest.with_suffix(".tmp")
-        tmp.write_text(lock.model_dump_json(indent=2))
-        tmp.replace(by_digest)
+        _write_whole(by_digest, lock.model_dump_json(indent=2))
     return lock
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` through a file of this process's own, renamed over it: a concurrent reader (another stack
+    resolving the same file) sees the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _resolve(req: Requirements, python: str, say: Callable[[str], None]) -> Lock:

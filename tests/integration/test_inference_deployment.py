@@ -62,7 +62,7 @@ def test_deployment_lifecycle(project: Project, tmp_path: Path, demo_base: str, 
         project.up()
         time.sleep(0.5)
     print(f"\nswap under load: {load.ok} requests answered, {load.failed} failed")
-    assert load.ok > 0 and load.failed == 0, (load.ok, load.failed)
+    assert load.ok > 0 and load.failed == 0, (load.ok, load.failed, load.answers)
     assert _score(outs["scoring_uri"]) == {"version": 2, "predictions": ["setosa", "virginica"]}
     after = project.outputs()
     assert after["container_id"] != outs["container_id"]
@@ -123,3 +123,61 @@ def test_bad_input_fails_at_preview(project: Project, tmp_path: Path, demo_base:
     project.write(program(demo, "it-bad", 18891, demo_base, compute_type="aks", target="local"))
     res = project.preview(check=False)
     assert "computeType 'aks'" in res.output and "not run by the local target" in res.output
+
+
+def test_a_closing_listener_hands_its_queued_connections_to_the_new_one() -> None:
+    """What the local swap relies on, checked on this machine's kernel (make setup sets net.ipv4.tcp_migrate_req=1):
+    two listeners share a port (SO_REUSEPORT, as the old and new containers do); the old one, slow to accept, closes
+    while 16 clients connect as fast as they can; no connection is reset."""
+    import socket
+    import threading
+
+    port = 18892
+
+    def listener() -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(128)
+        return s
+
+    def serve(s: socket.socket, delay: float) -> None:
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            time.sleep(delay)
+            with c:
+                try:
+                    c.recv(100)
+                    c.sendall(b"ok")
+                except OSError:
+                    pass
+
+    old, new = listener(), listener()
+    for s, delay in ((old, 0.05), (new, 0.0)):
+        threading.Thread(target=serve, args=(s, delay), daemon=True).start()
+    counts = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                    c.sendall(b"x")
+                    result = "ok" if c.recv(10) == b"ok" else "failed"
+            except OSError:
+                result = "failed"
+            with lock:
+                counts[result] += 1
+
+    clients = [threading.Thread(target=client) for _ in range(16)]
+    for t in clients:
+        t.start()
+    time.sleep(0.3)
+    old.close()  # the old container stops, connections still queued on its socket
+    for t in clients:
+        t.join()
+    new.close()
+    assert counts == {"ok": 3200, "failed": 0}, counts

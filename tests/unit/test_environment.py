@@ -182,3 +182,26 @@ def test_wheels_enter_the_wheelhouse_only_whole(tmp_path: Path, monkeypatch: pyt
     assert seen.read_text() == ""  # pip wrote nothing into the wheelhouse itself
     assert [p.name for p in house.iterdir()] == [filename]  # the wheel, whole; no download directory left
     assert hashlib.sha256((house / filename).read_bytes()).hexdigest() == sha
+
+
+def test_cached_locks_are_replaced_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock file is written beside its place and renamed over it: another stack reading it meanwhile sees the
+    old lock or the new one, never a part (a part would fail its preview with a parse error)."""
+    import os
+
+    from mldeploy import environment
+
+    path = tmp_path / "locks" / "k.json"
+    path.parent.mkdir()
+    path.write_text("old")
+    real_replace = os.replace
+    seen: list[str] = []
+
+    def replace(src: str, dst: object) -> None:
+        seen.append(path.read_text())  # what a reader sees just before the rename
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(environment.os, "replace", replace)
+    environment._write_whole(path, '{"new": true}')
+    assert seen == ["old"] and path.read_text() == '{"new": true}'
+    assert [p.name for p in path.parent.iterdir()] == ["k.json"]

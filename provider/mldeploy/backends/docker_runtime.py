@@ -8,7 +8,11 @@ only (``MLDEPLOY_BIND_HOST``, see ``mldeploy.derived_image``).
 A new container starts beside the old one on the same port (SO_REUSEPORT),
 with a second, private health port of its own; only once that answers is the
 old container stopped, so a swap leaves no gap and a new version that never
-becomes healthy never takes traffic.
+becomes healthy never takes traffic. Closing the old container's socket would
+reset the connections the kernel had queued on it but the old server had not
+yet accepted, unless ``net.ipv4.tcp_migrate_req`` is 1 (Linux 5.14+): then
+they move to the new container's socket. ``make setup`` sets it;
+``swap_resets_queued_connections`` says when it is not set.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, NotFound
@@ -166,6 +171,27 @@ def _wait_healthy(c: Any, name: str, health_port: int, timeout: float, log_lines
     reason = "exited" if c.status in ("exited", "dead") or c.attrs["RestartCount"] > 0 else f"did not answer its health route within {timeout:.0f}s"
     remove(c.id)
     raise BackendError(f"deployment {name} {reason}; the previous deployment (if any) keeps serving.\nlast {log_lines} log lines:\n{logs}")
+
+
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
+def swap_resets_queued_connections() -> str | None:
+    """Why stopping the old container of a swap may reset a request queued on its socket; None when it cannot."""
+    try:
+        value = MIGRATE_REQ.read_text().strip()
+    except OSError:
+        return (
+            "this kernel has no net.ipv4.tcp_migrate_req (Linux < 5.14): a request that reaches the previous container's "
+            "socket in the instant it closes is reset"
+        )
+    if value == "0":
+        return (
+            "net.ipv4.tcp_migrate_req is 0, so a request that reaches the previous container's socket in the instant it "
+            "closes is reset; `sysctl -w net.ipv4.tcp_migrate_req=1` (as root) hands such requests to the new container "
+            "(make setup sets it)"
+        )
+    return None
 
 
 def remove(container_id: str, grace: int = 10, progress: Callable[[str], None] | None = None) -> None:

@@ -74,10 +74,12 @@ class LocalRuntime:
                 )
                 progress(f"healthy: http://127.0.0.1:{spec.port}/score")
                 guard.commit()
-                for old in self._containers(spec, progress):
-                    if old.id != c.id:
-                        progress(f"stopping previous container {old.name}")
-                        rt.remove(old.id, progress=progress)
+                previous = [old for old in self._containers(spec, progress) if old.id != c.id]
+                if previous and (why := rt.swap_resets_queued_connections()):
+                    progress(f"note: {why}")
+                for old in previous:
+                    progress(f"stopping previous container {old.name}")
+                    rt.remove(old.id, progress=progress)
         return {
             "container_id": c.id,
             "container_name": c.name,
