@@ -305,3 +305,7 @@ def test_swarm_kill_during_rollout(project: Project, tmp_path: Path, demo_base: 
         assert (len(objs["service"]), len(objs["network"]), objs["config"], objs["secret"]) == (1, 1, [], []), objs
 
     _rollout_rounds(stack, settings, recorded_objects)
+    # destroy leaves no version on this node, neither the recorded one nor those the killed runs replaced
+    repo = project.outputs()["image_ref"].split("@")[0]
+    project.destroy()
+    assert [t for img in docker_client.images.list(name=repo) for t in img.tags] == []

@@ -345,6 +345,15 @@ class DockerEngine:
                 return
             raise
 
+    def remove_repository(self, repository: str) -> None:
+        """Remove every local tag of ``repository`` (``<registry>/<path>``, no tag) that no container uses."""
+        with translate(f"listing local images of {repository}"):
+            images = self.api.images(name=repository)
+        for image in images:
+            for tag in image.get("RepoTags") or []:
+                if tag.rsplit(":", 1)[0] == repository:
+                    self.remove(tag)
+
     # -- probe -------------------------------------------------------------
     def _run(self, image: str, entrypoint: list[str], command: list[str] | None = None) -> tuple[int, str]:
         with translate(f"running {image} to read its OS and Python versions"):

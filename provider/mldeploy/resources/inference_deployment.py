@@ -463,6 +463,20 @@ class InferenceDeploymentProvider(dynamic.ResourceProvider):
                         _say(props)(f"left the image {props.get('image_ref')} in the registry: {again}")
                 except MldeployError as exc:
                     _say(props)(f"left the image {props.get('image_ref')} in the registry: {exc}")
+                _remove_local_versions(props.get("image_ref"), props)
+
+
+def _remove_local_versions(image_ref: str | None, props: dict[str, Any]) -> None:
+    """On delete: every local tag of the deployment's own repository, not only the recorded version's. A version an
+    update could not remove then (a swarm task still held it), or one an interrupted run built, would outlive it."""
+    from ..backends.docker_engine import DockerEngine
+
+    if not image_ref or "@" not in image_ref:
+        return
+    try:
+        DockerEngine(progress=_say(props)).remove_repository(image_ref.split("@", 1)[0])
+    except MldeployError as exc:
+        _say(props)(f"left local images of {image_ref.split('@', 1)[0]}: {exc}")
 
 
 # -- resource ---------------------------------------------------------------
