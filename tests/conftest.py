@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
+import statistics
 import sys
+import tempfile
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +96,37 @@ if importlib.util.find_spec("xdist") is not None:
                 return work_unit(nodeid)
 
         return GroupScheduling(config, log)
+
+
+# -- where the time goes: every `pulumi` command the harness runs, summed up at the end ---------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    """The first process (xdist's controller, or the only one) makes the directory the harness appends
+    command times to; xdist's workers, started after this, inherit it through the environment."""
+    if not hasattr(config, "workerinput") and not os.environ.get("MLDEPLOY_TEST_TIMES"):
+        os.environ["MLDEPLOY_TEST_TIMES"] = tempfile.mkdtemp(prefix="mldeploy-test-times-")
+        config.stash[_TIMES_KEY] = os.environ["MLDEPLOY_TEST_TIMES"]
+
+
+_TIMES_KEY = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    where = config.stash.get(_TIMES_KEY, None)
+    if where is None:
+        return
+    rows = [json.loads(line) for f in Path(where).glob("*.jsonl") for line in f.read_text().splitlines() if line]
+    shutil.rmtree(where, ignore_errors=True)
+    if not rows:
+        return
+    by_verb: dict[str, list[float]] = defaultdict(list)
+    by_test: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_verb[r["verb"]].append(r["seconds"])
+        by_test[r["test"]].append(r["seconds"])
+    tr = terminalreporter
+    tr.write_sep("=", f"time in pulumi commands: {len(rows)} commands, {sum(r['seconds'] for r in rows):.0f} s in all")
+    for verb, secs in sorted(by_verb.items(), key=lambda kv: -sum(kv[1])):
+        tr.write_line(f"{sum(secs):8.1f} s  {len(secs):4d} x {verb:<8} median {statistics.median(secs):5.2f} s, max {max(secs):6.1f} s")
+    tr.write_line("tests that spent the most in pulumi commands:")
+    for test, secs in sorted(by_test.items(), key=lambda kv: -sum(kv[1]))[:15]:
+        tr.write_line(f"{sum(secs):8.1f} s  {len(secs):4d} commands  {test}")

@@ -11,10 +11,24 @@ import json
 import os
 import subprocess
 import textwrap
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+#: Where every `pulumi` command's wall time is appended (tests/conftest.py sets it and sums it up at the end).
+TIMES_DIR = "MLDEPLOY_TEST_TIMES"
+
+
+def record_time(verb: str, seconds: float) -> None:
+    """Append one command's wall time, with the test that ran it, to this process's file in $MLDEPLOY_TEST_TIMES."""
+    where = os.environ.get(TIMES_DIR)
+    if not where:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    with open(Path(where) / f"{os.getpid()}.jsonl", "a") as f:
+        f.write(json.dumps({"test": test, "verb": verb, "seconds": round(seconds, 3)}) + "\n")
 
 
 class PulumiFailed(AssertionError):
@@ -57,7 +71,9 @@ class Project:
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
         cmd = ["pulumi", *args, "--non-interactive", "--cwd", str(self.dir)]
+        started = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout)
+        record_time(args[0], time.monotonic() - started)
         res = Result(cmd, proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:
             raise PulumiFailed(f"{' '.join(cmd)} exited {proc.returncode}\n{res.output[-6000:]}")
