@@ -195,11 +195,13 @@ class Load:
     def __init__(self, uri: str, body: object, timeout: float, pause: float, limit: float, headers: dict[str, str] | None = None) -> None:
         self.uri, self.body, self.timeout, self.pause, self.limit, self.headers = uri, body, timeout, pause, limit, headers or {}
         self.ok, self.failed, self.answers = 0, 0, Counter[str]()
+        self.failures: list[tuple[float, str]] = []  # (seconds since the load started, what failed)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        deadline = time.monotonic() + self.limit
+        start = time.monotonic()
+        deadline = start + self.limit
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
                 r = requests.post(self.uri, json=self.body, headers=self.headers, timeout=self.timeout)
@@ -209,9 +211,11 @@ class Load:
                 else:
                     self.failed += 1
                     self.answers[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
+                    self.failures.append((round(time.monotonic() - start, 2), f"HTTP {r.status_code}"))
             except requests.RequestException as exc:
                 self.failed += 1
-                self.answers[f"error: {type(exc).__name__}"] += 1
+                self.answers[f"error: {type(exc).__name__}: {str(exc)[-90:]}"] += 1  # the cause is at the end
+                self.failures.append((round(time.monotonic() - start, 2), type(exc).__name__))
             time.sleep(self.pause)
 
     def __enter__(self) -> "Load":

@@ -128,11 +128,11 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     assert project.ops() == {"svc": "update"}
     t = time.monotonic()
     with Load(uri, SAMPLE, timeout=10, pause=0.02, limit=400) as load:
-        project.up()
+        rolled = project.up()
         time.sleep(1)
     timings["rollout"] = time.monotonic() - t
     print(f"\nrollout under load: {load.ok} ok, {load.failed} failed in {timings['rollout']:.0f}s; answers: {dict(load.answers)}")
-    assert load.ok > 50 and load.failed == 0, (load.ok, load.failed, load.answers)
+    assert load.ok > 50 and load.failed == 0, (load.ok, load.failed, load.answers, load.failures, rolled.output[-3000:])
     assert any('"version": 2' in a for a in load.answers)
     assert _score(uri).json()["version"] == 2
     v2_image = project.outputs()["image_ref"]
@@ -147,7 +147,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     print(f"failed rollout under load: {load.ok} ok, {load.failed} failed in {timings['rollback']:.0f}s")
     assert failed.returncode != 0
     assert "rolled back" in failed.output and "RuntimeError: model store offline" in failed.output, failed.output[-3000:]
-    assert load.ok > 20 and load.failed == 0, (load.ok, load.failed, load.answers)
+    assert load.ok > 20 and load.failed == 0, (load.ok, load.failed, load.answers, load.failures)
     assert set(load.answers) == {json.dumps({"predictions": ["setosa", "virginica"], "version": 2}, sort_keys=True)}
     spec = json.loads(docker_cli("service", "inspect", model))[0]
     assert spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == v2_image
@@ -193,7 +193,7 @@ def test_swarm_lifecycle(project: Project, tmp_path: Path, demo_base: str, swarm
     with Load(uri, SAMPLE, timeout=10, pause=0.01, limit=300, headers={"Authorization": f"Bearer {k2}"}) as load:
         project.up()
     print(f"primary key rotation under load: {load.ok} ok, {load.failed} failed; answers: {dict(load.answers)}")
-    assert load.ok > 10 and load.failed == 0, (load.ok, load.failed, load.answers)
+    assert load.ok > 10 and load.failed == 0, (load.ok, load.failed, load.answers, load.failures)
     assert docker_cli("container", "inspect", "-f", "{{.Id}}", f"{model}-front").strip() == front_id  # reloaded, not replaced
     keys = project.outputs()
     assert keys["secondary_key"] == k2 and keys["primary_key"] != k1

@@ -356,3 +356,50 @@ def test_a_front_of_another_stack_is_not_touched() -> None:
     with pytest.raises(sw.BackendError, match="belongs to stack p/b"):
         _swarm(api, []).run_front("iris", "reg/front@sha256:f", 8890, "mldeploy-iris", ours, {}, "gen1", None, 60)
     assert api.events == []
+
+
+def test_two_deployments_needing_the_front_image_at_once_build_it_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two stacks deploying at once on a machine without the front image: one builds it, the other waits and
+    pushes the same image. (Two builds give two digests under one tag, and the first stack's next up then
+    replaced its front, stop-first: 21 refused requests during a score.py rollout on a fresh machine.)"""
+    import threading
+    import time
+
+    from mldeploy.backends import docker_engine
+    from mldeploy.errors import NotFound
+
+    tags: dict[str, str] = {}
+    builds: list[str] = []
+
+    class FakeEngine:
+        def __init__(self, progress: object) -> None:
+            pass
+
+        def inspect(self, ref: str) -> dict[str, str]:
+            if ref not in tags:
+                raise NotFound(ref)
+            return {"Id": tags[ref]}
+
+        def build(self, ctx: str, dockerfile: str, ref: str, args: object, log: str, label: str) -> None:
+            time.sleep(0.3)  # an apt-get layer: each build makes another image
+            builds.append(ref)
+            tags[ref] = f"sha256:{len(builds)}"
+
+        def push(self, ref: str, auth: object) -> str:
+            return tags[ref].replace("sha256:", "sha256:pushed-")
+
+    monkeypatch.setattr(docker_engine, "DockerEngine", FakeEngine)
+    said: list[str] = []
+    got: list[str] = []
+
+    def deploy() -> None:
+        got.append(sw.front_image("127.0.0.1:5000", "mldeploy/debian:bookworm", {}, "/dev/null", tmp_path / "cache" / sw.FRONT_IMAGE_LOCK, said.append))
+
+    threads = [threading.Thread(target=deploy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1, builds
+    assert got[0] == got[1] == "127.0.0.1:5000/mldeploy/swarm-front@sha256:pushed-1"
+    assert any("waiting for another deployment building the nginx front image" in m for m in said), said

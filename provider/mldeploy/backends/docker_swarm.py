@@ -52,6 +52,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -70,6 +71,7 @@ CONTAINER_PORT = 5001
 FRONT_PORT = 8080
 FRONT_CONF = "etc/mldeploy/nginx.conf"
 FRONT_KEYS = "run/secrets/mldeploy-keys"  # where nginx_conf includes the keys from (the Swarm secret's path)
+FRONT_IMAGE_LOCK = "front-image.lock"  # in the cache directory: the front image is built under it, once per machine
 FRONT_APPLIED = "etc/mldeploy/applied"  # the generation the running nginx has loaded, written after its reload
 PUBLISH_MODES = ("loopback", "host", "ingress")
 FRONT_GENERATION_HEADER = "X-Mldeploy-Front"
@@ -895,10 +897,17 @@ class Swarm:
 
 
 # -- a deployment, end to end ---------------------------------------------------------------------
-def front_image(registry: str, base_os_image: str, push_auth: dict[str, str], log_path: str, progress: Callable[[str], None]) -> str:
-    """The nginx front image, built once FROM the base OS image and pushed; returns it by digest."""
+def front_image(registry: str, base_os_image: str, push_auth: dict[str, str], log_path: str, lock_path: Path, progress: Callable[[str], None]) -> str:
+    """The nginx front image, built once FROM the base OS image and pushed; returns it by digest.
+
+    ``lock_path``: the file the check and the build hold (exclusive ``flock``; the swarm and kubernetes targets
+    share the image, so they pass the same file). Two stacks deploying at once on a
+    machine without the image would otherwise both build it, and the second build (a new apt-get layer, so a
+    new digest) would take the tag: the first stack's next ``up`` would then see another front image and
+    replace its front, stop-first, for nothing. Under the lock the second finds the first's image.
+    """
+    import fcntl
     import tempfile
-    from pathlib import Path
 
     from .docker_engine import DockerEngine
 
@@ -906,14 +915,21 @@ def front_image(registry: str, base_os_image: str, push_auth: dict[str, str], lo
     repo = f"{registry}/mldeploy/swarm-front"
     ref = f"{repo}:{short_hash(dockerfile)}"
     engine = DockerEngine(progress=progress)
-    try:
-        engine.inspect(ref)
-    except NotFound:
-        with tempfile.TemporaryDirectory(prefix="mldeploy-front-") as ctx:
-            (Path(ctx) / "Dockerfile").write_text(dockerfile)
-            progress(f"building the nginx front image {ref} (log: {log_path})")
-            engine.build(ctx, "Dockerfile", ref, {}, log_path, label="front image")
-    return f"{repo}@{engine.push(ref, push_auth)}"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"waiting for another deployment building the nginx front image {ref}")
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            engine.inspect(ref)
+        except NotFound:
+            with tempfile.TemporaryDirectory(prefix="mldeploy-front-") as ctx:
+                (Path(ctx) / "Dockerfile").write_text(dockerfile)
+                progress(f"building the nginx front image {ref} (log: {log_path})")
+                engine.build(ctx, "Dockerfile", ref, {}, log_path, label="front image")
+        return f"{repo}@{engine.push(ref, push_auth)}"
 
 
 def deploy(

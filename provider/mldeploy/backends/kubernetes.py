@@ -702,10 +702,11 @@ def _template_of(dep: dict[str, Any]) -> dict[str, Any]:
 # -- the runtime --------------------------------------------------------------------------------
 def _front_image(spec: DeploySpec, progress: Callable[[str], None]) -> str:
     from ..settings import Settings as Local
-    from .docker_swarm import front_image
+    from .docker_swarm import FRONT_IMAGE_LOCK, front_image
 
     local = Local.from_env()
-    return front_image(spec.registry, local.base_os_image, spec.push_auth, str(local.logs_dir / "kubernetes-front-build.log"), progress)
+    log = str(local.logs_dir / "kubernetes-front-build.log")
+    return front_image(spec.registry, local.base_os_image, spec.push_auth, log, local.cache_dir / FRONT_IMAGE_LOCK, progress)
 
 
 class KubernetesRuntime:

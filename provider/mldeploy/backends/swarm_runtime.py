@@ -66,7 +66,10 @@ class SwarmRuntime:
             foreign = sw.Swarm(progress).foreign_services(spec.service, spec.labels)
             if foreign:
                 raise BackendError(f"swarm service {foreign[0]['Spec']['Name']} belongs to {describe(foreign[0]['Spec'].get('Labels'))}; not touching it")
-            front = sw.front_image(settings.registry, settings.base_os_image, spec.push_auth, str(settings.logs_dir / "swarm-front-build.log"), progress)
+            front = sw.front_image(
+                settings.registry, settings.base_os_image, spec.push_auth, str(settings.logs_dir / "swarm-front-build.log"),
+                settings.cache_dir / sw.FRONT_IMAGE_LOCK, progress,
+            )  # fmt: skip
             try:
                 facts = sw.deploy(
                     service=spec.service, image=spec.image_ref, front=front, entry_script=spec.entry_script, deployment=spec.deployment,
