@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -183,6 +184,14 @@ def deployment_program(
         *(f"pulumi.export({name!r}, {expr})" for name, expr in exports.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def local_tags(docker_client: Any, name: str | None = None) -> set[str]:
+    """The local image tags (of the repository ``name``, which may hold wildcards; all when None), in one call.
+
+    Not ``images.list()``: the SDK inspects each listed image, and an image another worker removes in between
+    fails the whole list with ImageNotFound."""
+    return {t for img in docker_client.api.images(name=name) for t in (img.get("RepoTags") or []) if t != "<none>:<none>"}
 
 
 class Load:

@@ -20,7 +20,7 @@ import requests
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.settings import Settings
 
-from .conftest import Creds, push
+from .conftest import Creds, local_tags, push
 from .harness import Project, Result
 
 pytestmark = pytest.mark.integration
@@ -58,13 +58,12 @@ def built(res: Result) -> bool:
 def _drop_local_test_images(settings: Settings, docker_client: Any) -> Iterator[None]:
     """Local tags of images whose stack was dropped by refresh are not deleted by destroy; remove them here."""
     yield
-    for img in docker_client.images.list(name=f"{settings.registry}/pytest/*"):
-        for tag in img.tags:
-            if re.match(rf"^{re.escape(settings.registry)}/pytest/(rebuild|nopython|broken|reuse|refresh|pullonly)-[0-9a-f]{{6}}:", tag):
-                try:
-                    docker_client.api.remove_image(tag)
-                except Exception:
-                    pass
+    for tag in local_tags(docker_client, f"{settings.registry}/pytest/*"):
+        if re.match(rf"^{re.escape(settings.registry)}/pytest/(rebuild|nopython|broken|reuse|refresh|pullonly)-[0-9a-f]{{6}}:", tag):
+            try:
+                docker_client.api.remove_image(tag)
+            except Exception:
+                pass
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 
-from .conftest import Creds
+from .conftest import Creds, local_tags
 from .harness import Project
 from .test_samples import manifest_status
 
@@ -136,7 +136,7 @@ def test_gpu_recipes_are_refused_at_preview_without_a_gpu(tmp_path: Path, recipe
         # the recipe's parent image (Docker Hub / nvcr.io) cannot be looked up from here: said, not hidden
         parent = next(line.split()[1] for line in dockerfile.splitlines() if line.startswith("ARG ") and "_IMAGE=" in line).split("=", 1)[1]
         assert parent in res.output
-        assert not any(parent in t for img in docker_client.images.list() for t in img.tags)
+        assert not any(parent in t for t in local_tags(docker_client))
         assert docker_client.containers.list(all=True, filters={"label": f"mldeploy.service=recipe-{recipe}"}) == []
     finally:
         p.cleanup()

@@ -20,7 +20,7 @@ import docker.errors
 import pytest
 import requests
 
-from .conftest import Creds
+from .conftest import Creds, local_tags
 from .harness import Project
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
@@ -55,16 +55,15 @@ def manifest_status(image_ref: str, creds: Creds) -> int:
     return r.status_code
 
 
-def local_tags(docker_client, image_ref: str) -> set[str]:  # type: ignore[no-untyped-def]
+def repo_tags(docker_client, image_ref: str) -> set[str]:  # type: ignore[no-untyped-def]
     """The local tags of an image reference's repository (``repo@digest`` or ``repo@``)."""
-    repo = image_ref.split("@")[0]
-    return {t for img in docker_client.images.list() for t in img.tags if t.startswith(repo + ":")}
+    return local_tags(docker_client, image_ref.split("@")[0])
 
 
 @pytest.mark.parametrize("sample", SERVED, ids=[s.name for s in SERVED])
 def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo_base: str, docker_client, push_creds: Creds) -> None:  # type: ignore[no-untyped-def]
     p = sample_project(tmp_path, sample, demo_base)
-    tags_before = local_tags(docker_client, f"{push_creds.registry}/mldeploy/smp-{sample.name}@")
+    tags_before = repo_tags(docker_client, f"{push_creds.registry}/mldeploy/smp-{sample.name}@")
     t0 = time.monotonic()
     try:
         p.up()
@@ -105,7 +104,7 @@ def test_sample_answers_its_recorded_answer(tmp_path: Path, sample: Sample, demo
         assert manifest_status(image_ref, push_creds) == 404
         with pytest.raises(docker.errors.ImageNotFound):
             docker_client.images.get(image_ref)
-        assert local_tags(docker_client, image_ref) <= tags_before, "destroy left a local tag of the derived image"
+        assert repo_tags(docker_client, image_ref) <= tags_before, "destroy left a local tag of the derived image"
     finally:
         p.cleanup()
 
