@@ -63,6 +63,18 @@ def push(docker_client, repo: str, tag: str, auth_config: dict[str, str]) -> lis
         return list(docker_client.api.push(repo, tag=tag, auth_config=auth_config, stream=True, decode=True))
 
 
+def registry_write(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """A test's own raw write to the local registry (a manifest DELETE, a blob upload POST), holding its push
+    lock as mldeploy's writes do: during a garbage collection another worker's destroy started, nginx answers
+    every write 503, before it checks the credentials."""
+    from urllib.parse import urlsplit
+
+    from mldeploy.backends.registry_gc import writing
+
+    with writing(urlsplit(url).netloc):
+        return requests.request(method, url, timeout=10, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     s = Settings.from_env()

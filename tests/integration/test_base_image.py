@@ -20,7 +20,7 @@ import requests
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.settings import Settings
 
-from .conftest import Creds, local_tags, push
+from .conftest import Creds, local_tags, push, registry_write
 from .harness import Project, Result
 
 pytestmark = pytest.mark.integration
@@ -331,7 +331,7 @@ def test_refresh_auth_error_keeps_state_and_a_deleted_manifest_is_noticed(
         project.config("user", ident2.client_id)
         project.config("pass", secret2, secret=True)
         project.up()
-        r = requests.delete(f"http://{settings.registry}/v2/{repo}/manifests/{digest}", headers={"Authorization": push_creds.basic}, timeout=10)
+        r = registry_write("DELETE", f"http://{settings.registry}/v2/{repo}/manifests/{digest}", headers={"Authorization": push_creds.basic})
         assert r.status_code == 202
         refreshed = project.refresh()
         assert "dynamic/mldeploy:BaseImage" not in project.export(), refreshed.output

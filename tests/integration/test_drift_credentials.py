@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 
-from .conftest import copy_demo, deployment_program
+from .conftest import copy_demo, deployment_program, registry_write
 from .harness import Project
 
 PORT = 19351
@@ -45,7 +45,7 @@ def test_deleted_manifest_and_revoked_push_identity(project: Project, tmp_path: 
     ident, secret = store.create("drift-admin", "AcrPush", None)
     try:
         name, digest = outs["image_ref"].split("@")
-        r = requests.delete(f"http://{settings.registry}/v2/{name.split('/', 1)[1]}/manifests/{digest}", auth=(ident.client_id, secret), timeout=10)
+        r = registry_write("DELETE", f"http://{settings.registry}/v2/{name.split('/', 1)[1]}/manifests/{digest}", auth=(ident.client_id, secret))
         assert r.status_code == 202, r.text
     finally:
         store.delete(ident.client_id)

@@ -26,7 +26,7 @@ from mldeploy.backends.htpasswd import HtpasswdIdentityStore
 from mldeploy.backends.oci_registry import OciRegistry
 from mldeploy.settings import Settings
 
-from .conftest import Creds, push
+from .conftest import Creds, push, registry_write
 from .harness import Project
 
 pytestmark = pytest.mark.integration
@@ -173,7 +173,7 @@ def test_push_identity_scoped_to_one_repository_is_refused_in_another(
     assert digest is None and errors and any(w in errors[0].lower() for w in ("401", "unauthorized", "authentication required")), errors
     # Deleting is writing too: refused outside the scope (401), allowed inside.
     a_digest = OciRegistry(settings.registry, user, secret).manifest_digest(repo_a, "v1")  # reads are not scoped
-    r = requests.delete(f"http://{settings.registry}/v2/{repo_b}/manifests/{a_digest}", auth=(user, secret), timeout=10)
+    r = registry_write("DELETE", f"http://{settings.registry}/v2/{repo_b}/manifests/{a_digest}", auth=(user, secret))
     assert r.status_code == 401
 
     # Rescoping is an in-place update with the same secret.
@@ -209,7 +209,7 @@ def test_a_user_name_cannot_point_nginx_at_files_outside_the_registry(settings: 
         crafted = f"{real.client_id}/{os.path.relpath(evil, scope_dir)}"
         (evil / "htpasswd").write_text(f"{crafted}:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=5)).decode()}\n")
         assert (scope_dir.parent / f"u-{crafted}" / "htpasswd").resolve() == (evil / "htpasswd").resolve()  # the path would resolve
-        r = requests.post(f"http://{settings.registry}/v2/{scratch_repos[0]}/blobs/uploads/", auth=(crafted, "pw"), timeout=10)
+        r = registry_write("POST", f"http://{settings.registry}/v2/{scratch_repos[0]}/blobs/uploads/", auth=(crafted, "pw"))
         assert r.status_code == 401
     finally:
         store.delete(real.client_id)
@@ -252,11 +252,11 @@ def test_refresh_finds_a_demoted_identity_and_up_restores_it(project: Project, s
     reg = settings.registry_dir
 
     def can_write(name: str, repo: str) -> bool:
-        r = requests.post(f"http://{settings.registry}/v2/{repo}/blobs/uploads/", auth=(outs[f"{name}_id"], outs[f"{name}_secret"]), timeout=10)
+        r = registry_write("POST", f"http://{settings.registry}/v2/{repo}/blobs/uploads/", auth=(outs[f"{name}_id"], outs[f"{name}_secret"]))
         if r.status_code == 202:  # leave no upload session behind
             loc = r.headers["Location"]
             url = loc if loc.startswith("http") else f"http://{settings.registry}{loc}"
-            requests.delete(url, auth=(outs[f"{name}_id"], outs[f"{name}_secret"]), timeout=10)
+            registry_write("DELETE", url, auth=(outs[f"{name}_id"], outs[f"{name}_secret"]))
         return r.status_code == 202
 
     assert can_write("push", "sectest/drift") and can_write("scoped", "sectest/drift")
