@@ -28,7 +28,7 @@ def record_time(verb: str, seconds: float) -> None:
         return
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
     with open(Path(where) / f"{os.getpid()}.jsonl", "a") as f:
-        f.write(json.dumps({"test": test, "verb": verb, "seconds": round(seconds, 3)}) + "\n")
+        f.write(json.dumps({"test": test, "verb": verb, "seconds": round(seconds, 3), "ended": round(time.time(), 1)}) + "\n")
 
 
 class PulumiFailed(AssertionError):
