@@ -101,8 +101,23 @@ def nonce() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def stale_bytecode(package: Path) -> list[str]:
+    """The package's modules whose __pycache__ bytecode is missing or older than the source."""
+    import importlib.util
+
+    stale = []
+    for src in sorted(package.rglob("*.py")):
+        pyc = Path(importlib.util.cache_from_source(str(src)))
+        if not pyc.exists() or pyc.stat().st_mtime < src.stat().st_mtime:
+            stale.append(str(src.relative_to(package.parent)))
+    return stale
+
+
 # -- results -------------------------------------------------------------------------------
+
 @dataclass
+
+
 class Row:
     key: str
     label: str
@@ -673,6 +688,12 @@ class Bench:
         self.preflight()
         say(f"mode {'quick' if self.quick else 'full'}: {self.reps} reps ({self.cold_reps} for cold ups), "
             f"{self.big_mb} MB model, scale {self.scale}; work dir {self.tmp}; pulumi output in {LOG}")
+        stale = stale_bytecode(ROOT / "provider" / "mldeploy")
+        self.res.notes.append(
+            f"mldeploy modules without current bytecode (compiled from source by every process when PYTHONDONTWRITEBYTECODE "
+            f"is set; `make setup` compiles them): {len(stale)}{' (' + ', '.join(stale[:5]) + ')' if stale else ''}; "
+            f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}"
+        )
         order = [s for s in ("floor", "noop", "serving", "edit", "bigmodel", "cold", "coldwarm", "scale") if s in self.only]
         warm_users = [s for s in order if s in ("noop", "serving", "edit", "bigmodel")]
         for name in order:
