@@ -196,8 +196,9 @@ def test_kubernetes_lifecycle(project: Project, tmp_path: Path, demo_base: str, 
 
     # destroy: nothing labelled is left, nor the namespace the deployment created.
     t = time.monotonic()
-    project.destroy()
+    destroyed = project.destroy()
     timings["destroy"] = time.monotonic() - t
+    print("".join(line + "\n" for line in destroyed.output.splitlines() if "no longer has" in line), end="")
     assert _labelled(kubectl, ns, svc) == []
     phase = kubectl("get", "namespace", ns, "-o", "jsonpath={.status.phase}", check=False)
     assert phase in ("", "Terminating"), phase

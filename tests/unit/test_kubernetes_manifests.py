@@ -206,3 +206,27 @@ def test_api_exceptions_are_translated_once() -> None:
             raise ApiException(status=status, reason="r")
         assert "reading Deployment default/x" in str(err.value)
         assert isinstance(err.value.__cause__, ApiException)
+
+
+def test_destroy_does_not_wait_for_pods_of_a_node_the_cluster_no_longer_has() -> None:
+    """A pod bound to a deleted node is force-deleted (grace 0); pods on live nodes and unscheduled ones are left
+    to terminate. (The kubernetes lifecycle test's destroy waited 47 s for the pod garbage collector.)"""
+
+    class Core:
+        def __init__(self) -> None:
+            self.deleted: list[tuple[str, str, int | None]] = []
+
+        def delete_namespaced_pod(self, name: str, namespace: str, body: object) -> None:
+            self.deleted.append((namespace, name, getattr(body, "grace_period_seconds", None)))
+
+    cl = object.__new__(k.Cluster)
+    core = Core()
+    cl.core = core
+    cl.nodes = lambda: [{"metadata": {"name": "mldeploy-1"}}]  # type: ignore[method-assign]
+    pods = [
+        {"metadata": {"name": "on-live"}, "spec": {"nodeName": "mldeploy-1"}},
+        {"metadata": {"name": "on-gone"}, "spec": {"nodeName": "mldeploy-2"}},
+        {"metadata": {"name": "pending"}, "spec": {}},
+    ]
+    assert cl.delete_pods_of_lost_nodes("ns", pods) == [("on-gone", "mldeploy-2")]
+    assert core.deleted == [("ns", "on-gone", 0)]

@@ -554,6 +554,24 @@ class Cluster:
         except NotFound:
             pass
 
+    def delete_pods_of_lost_nodes(self, namespace: str, pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Force-delete (grace 0) those of ``pods`` bound to a node the cluster no longer has; returns (pod, node).
+
+        Nothing can stop their containers any more (the node's kubelet is gone), so waiting for them waits for the
+        pod garbage collector, 40-60 s; ``kubectl delete --force --grace-period=0`` is what an operator would run.
+        """
+        from kubernetes import client
+
+        names = {n["metadata"]["name"] for n in self.nodes()}
+        lost = [(p["metadata"]["name"], p["spec"]["nodeName"]) for p in pods if p.get("spec", {}).get("nodeName") not in (None, *names)]
+        for pod, _node in lost:
+            try:
+                with _api(f"deleting pod {namespace}/{pod}"):
+                    self.core.delete_namespaced_pod(pod, namespace, body=client.V1DeleteOptions(grace_period_seconds=0))
+            except NotFound:
+                pass
+        return lost
+
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         with _api(f"listing pods labelled {selector} in {namespace}"):
             items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
@@ -921,7 +939,9 @@ class KubernetesRuntime:
                 cl.delete(kind, ns, obj["metadata"]["name"])
             sel = f"{LABEL_SERVICE}={label_value(service)}"
             deadline = time.monotonic() + 90
-            while cl.pods(ns, sel) and time.monotonic() < deadline:
+            while (pods := cl.pods(ns, sel)) and time.monotonic() < deadline:
+                for pod, node in cl.delete_pods_of_lost_nodes(ns, pods):
+                    progress(f"pod {ns}/{pod} was on node {node}, which the cluster no longer has: deleted it without waiting")
                 time.sleep(0.5)
             try:
                 nsobj = cl.get("Namespace", "", ns)
