@@ -402,4 +402,4 @@ def test_two_deployments_needing_the_front_image_at_once_build_it_once(monkeypat
         t.join()
     assert len(builds) == 1, builds
     assert got[0] == got[1] == "127.0.0.1:5000/mldeploy/swarm-front@sha256:pushed-1"
-    assert any("waiting for another deployment building the nginx front image" in m for m in said), said
+    assert any("waiting for another deployment building or pushing the nginx front image" in m for m in said), said

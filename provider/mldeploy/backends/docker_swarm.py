@@ -920,7 +920,7 @@ def front_image(registry: str, base_os_image: str, push_auth: dict[str, str], lo
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            progress(f"waiting for another deployment building the nginx front image {ref}")
+            progress(f"waiting for another deployment building or pushing the nginx front image {ref}")
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             engine.inspect(ref)
