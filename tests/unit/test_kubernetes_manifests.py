@@ -8,7 +8,7 @@ import re
 
 import pytest
 from mldeploy.backends import kubernetes as k
-from mldeploy.errors import ValidationError
+from mldeploy.errors import BackendError, ValidationError
 
 LABELS = {"mldeploy.service": "iris", "mldeploy.stack": "dev", "mldeploy.urn": "urn:pulumi:dev::proj::mldeploy:index:InferenceDeployment::svc"}
 IMAGE = "127.0.0.1:5000/mldeploy/iris@sha256:" + "a" * 64
@@ -229,4 +229,12 @@ def test_destroy_does_not_wait_for_pods_of_a_node_the_cluster_no_longer_has() ->
         {"metadata": {"name": "pending"}, "spec": {}},
     ]
     assert cl.delete_pods_of_lost_nodes("ns", pods) == [("on-gone", "mldeploy-2")]
+    assert core.deleted == [("ns", "on-gone", 0)]
+    # Nodes that cannot be listed (a kubeconfig without the right) are not known to be gone: nothing is deleted.
+
+    def forbidden() -> list[dict[str, object]]:
+        raise BackendError("listing nodes: forbidden")
+
+    cl.nodes = forbidden  # type: ignore[method-assign]
+    assert cl.delete_pods_of_lost_nodes("ns", pods) == []
     assert core.deleted == [("ns", "on-gone", 0)]

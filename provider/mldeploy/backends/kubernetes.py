@@ -555,14 +555,17 @@ class Cluster:
             pass
 
     def delete_pods_of_lost_nodes(self, namespace: str, pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        """Force-delete (grace 0) those of ``pods`` bound to a node the cluster no longer has; returns (pod, node).
+        """Force-delete (grace 0) those of ``pods`` bound to a node the cluster no longer lists; returns (pod, node).
 
         Nothing can stop their containers any more (the node's kubelet is gone), so waiting for them waits for the
         pod garbage collector, 40-60 s; ``kubectl delete --force --grace-period=0`` is what an operator would run.
         """
         from kubernetes import client
 
-        names = {n["metadata"]["name"] for n in self.nodes()}
+        try:
+            names = {n["metadata"]["name"] for n in self.nodes()}
+        except BackendError:  # nodes that cannot be listed are not known to be gone: wait for the pods as before
+            return []
         lost = [(p["metadata"]["name"], p["spec"]["nodeName"]) for p in pods if p.get("spec", {}).get("nodeName") not in (None, *names)]
         for pod, _node in lost:
             try:
