@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel
 
 
 def _default_home() -> Path:
@@ -44,8 +43,13 @@ def swarm_publish_mode() -> str:
     return os.environ.get("MLDEPLOY_SWARM_PUBLISH_MODE") or "loopback"
 
 
-class Settings(BaseModel):
-    """The local target's locations. All of it lives under ``home``."""
+@dataclass(frozen=True)
+class Settings:
+    """The local target's locations. All of it lives under ``home``.
+
+    A plain dataclass, not a pydantic model: every provider call and the program read it, and it
+    validates nothing (``from_env`` builds it from the environment), so it must not cost pydantic's import.
+    """
 
     home: Path
     registry: str

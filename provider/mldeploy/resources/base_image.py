@@ -64,33 +64,32 @@ import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
-from .. import declared_facts, dockerfile_check
+from .. import dockerfile_check
+from .._lazy import LazyModule
 from ..backends import select, wheelhouse_probe
 from ..backends.docker_engine import DockerEngine, local_image_id
 from ..backends.protocols import ImageBuilder, ImageRegistry
 from ..context import context_digest, context_files, dockerfile_path, effective_build_args, from_refs
 from ..errors import AuthError, BackendError, NotFound, ValidationError
 from ..paths import Policy, contain, program_policy, tree_size
-from ..refs import (
-    DOCKER_HUB,
-    ImageRef,
-    PrivateRegistry,
-    PublicRegistry,
-    WorkspaceRegistry,
-    check_repository,
-    check_tag,
-    is_address,
-    parse_image_ref,
-    registry_from_inputs,
-)
-from ..requirements import ImageFacts, ImageRequirements, parse_os_release, unmet
 from ..settings import Settings
 from ._common import changed, is_unknown, needs, progress, run_checks
+
+if TYPE_CHECKING:
+    from .. import declared_facts, refs
+    from .. import requirements as reqmod
+    from ..requirements import ImageFacts
+
+    RegistryModel = refs.WorkspaceRegistry | refs.PrivateRegistry | refs.PublicRegistry
+else:  # built on pydantic: imported when check or a deploy first needs them, not by the program (mldeploy._lazy)
+    declared_facts = LazyModule("mldeploy.declared_facts")
+    refs = LazyModule("mldeploy.refs")
+    reqmod = LazyModule("mldeploy.requirements")
 
 KIND = "BaseImage"
 REPLACE_KEYS = ("registry_address", "repository")
@@ -109,7 +108,6 @@ UPDATE_KEYS = (
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 WORKSPACE_IDENTITY = "mldeploy-baseimage"
 
-RegistryModel = WorkspaceRegistry | PrivateRegistry | PublicRegistry
 
 
 # -- the program side: the content digest --------------------------------------
@@ -128,8 +126,8 @@ def resolve_parent(ref: str) -> str:
     from ..backends.oci_registry import OciRegistry
 
     try:
-        parsed = parse_image_ref(ref, "dockerfile")
-        if parsed.address == DOCKER_HUB:
+        parsed = refs.parse_image_ref(ref, "dockerfile")
+        if parsed.address == refs.DOCKER_HUB:
             raise BackendError("Docker Hub needs a token even for anonymous lookups, which mldeploy does not fetch")
         return OciRegistry(parsed.address, timeout=5).manifest_digest(parsed.repository, parsed.tag or "latest")
     except (BackendError, ValidationError) as exc:
@@ -258,21 +256,21 @@ def _check_repository(news: dict[str, Any]) -> None:
     repo = news.get("repository")
     if is_unknown(repo):
         return
-    if isinstance(repo, str) and "/" in repo and is_address(repo.split("/", 1)[0]):
+    if isinstance(repo, str) and "/" in repo and refs.is_address(repo.split("/", 1)[0]):
         raise ValidationError(
             "repository",
             f"{repo!r} starts with a registry address; pass registry={repo.split('/', 1)[0]!r} and repository={repo.split('/', 1)[1]!r}",
         )
     if isinstance(repo, str) and (":" in repo or "@" in repo):
         raise ValidationError("repository", f"{repo!r} carries a tag or digest; give the tag as tag=")
-    check_repository(repo, "repository")  # type: ignore[arg-type]
+    refs.check_repository(repo, "repository")  # type: ignore[arg-type]
 
 
 def _check_tag(news: dict[str, Any]) -> None:
     tag = news.get("tag")
     if is_unknown(tag):
         return
-    check_tag(tag, "tag")  # type: ignore[arg-type]
+    refs.check_tag(tag, "tag")  # type: ignore[arg-type]
     if str(tag).startswith("ctx-"):
         raise ValidationError("tag", "tags starting with 'ctx-' are reserved for content-addressed tags")
 
@@ -296,7 +294,7 @@ def _check_platform(news: dict[str, Any]) -> None:
 def _check_requirements(news: dict[str, Any]) -> None:
     if is_unknown(news.get("requirements")):
         return
-    ImageRequirements.from_input(news.get("requirements"))
+    reqmod.ImageRequirements.from_input(news.get("requirements"))
 
 
 @needs("context", "dockerfile", "build_args", "requirements")
@@ -313,7 +311,7 @@ def _check_declared_requirements(news: dict[str, Any]) -> None:
     path = dockerfile_path(news["context"], news["dockerfile"])
     text = path.read_text()
     given = effective_build_args(text, {k: v for k, v in args.items() if k not in unknown}, Settings.from_env().wheelhouse_url)
-    declared_facts.check(ImageRequirements.from_input(news.get("requirements")), text, path, given, unknown)
+    declared_facts.check(reqmod.ImageRequirements.from_input(news.get("requirements")), text, path, given, unknown)
 
 
 def _check_registry(news: dict[str, Any]) -> None:
@@ -348,7 +346,7 @@ def _check_build_on(news: dict[str, Any]) -> None:
 
 # -- helpers -------------------------------------------------------------------
 def _registry(props: Mapping[str, Any]) -> RegistryModel:
-    return registry_from_inputs(
+    return refs.registry_from_inputs(
         props.get("registry"),
         Settings.from_env().registry,
         props.get("username") or None,
@@ -378,9 +376,9 @@ def credentials(reg: RegistryModel, role: str = "AcrPush") -> Iterator[dict[str,
     The workspace's registry: a fresh identity with ``role`` from the workspace's
     identity store (``AcrPull`` is enough to read), revoked when the operation ends.
     """
-    if isinstance(reg, PrivateRegistry):
+    if isinstance(reg, refs.PrivateRegistry):
         yield {"username": reg.username, "password": reg.password.get_secret_value()}
-    elif isinstance(reg, WorkspaceRegistry):
+    elif isinstance(reg, refs.WorkspaceRegistry):
         store = select.identity_store(reg.address)
         ident, secret = store.create(WORKSPACE_IDENTITY, role, 1)
         try:
@@ -404,8 +402,8 @@ def _log_path(props: Mapping[str, Any]) -> Path:
 
 
 def _facts_from_probe(os_release: str, python_version: str | None, conda_version: str | None) -> ImageFacts:
-    osr = parse_os_release(os_release)
-    return ImageFacts(
+    osr = reqmod.parse_os_release(os_release)
+    return reqmod.ImageFacts(
         os_id=osr.get("ID") or None,
         os_id_like=osr.get("ID_LIKE", "").split(),
         os_version=osr.get("VERSION_ID") or None,
@@ -417,7 +415,7 @@ def _facts_from_probe(os_release: str, python_version: str | None, conda_version
 
 def _facts_from_outs(outs: Mapping[str, Any]) -> ImageFacts:
     os_ = outs.get("os") or {}
-    return ImageFacts(
+    return reqmod.ImageFacts(
         os_id=os_.get("id"),
         os_id_like=list(os_.get("id_like") or []),
         os_version=os_.get("version"),
@@ -428,8 +426,8 @@ def _facts_from_outs(outs: Mapping[str, Any]) -> ImageFacts:
 
 
 def _require(props: Mapping[str, Any], facts: ImageFacts, where: str) -> None:
-    req = ImageRequirements.from_input(props.get("requirements"))
-    problems = unmet(req, facts)
+    req = reqmod.ImageRequirements.from_input(props.get("requirements"))
+    problems = reqmod.unmet(req, facts)
     if problems:
         conda_note = ""
         if req.conda and not facts.conda_version:
@@ -498,7 +496,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
             text = dockerfile_path(news["context"], news["dockerfile"]).read_text()
             news["build_args"] = effective_build_args(text, news.get("build_args"), Settings.from_env().wheelhouse_url)
         if not is_unknown(news.get("requirements")):
-            news["requirements"] = ImageRequirements.from_input(news.get("requirements")).model_dump()
+            news["requirements"] = reqmod.ImageRequirements.from_input(news.get("requirements")).model_dump()
         return dynamic.CheckResult(news, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
@@ -519,7 +517,7 @@ class BaseImageProvider(dynamic.ResourceProvider):
         label = _label(props)
         reg = _registry(props)
         ctag = content_tag(props)
-        target = ImageRef(address=reg.address, repository=props["repository"], tag=props["tag"])
+        target = refs.ImageRef(address=reg.address, repository=props["repository"], tag=props["tag"])
         content_ref = str(target.with_tag(ctag))
         engine = self._engine(label)
         with self._credentials(reg) as auth:
@@ -768,7 +766,7 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
         username: Input[str] | None = None,
         password: Input[str] | None = None,
         registry_kind: Input[str] | None = None,
-        requirements: ImageRequirements | Mapping[str, Any] | None = None,
+        requirements: reqmod.ImageRequirements | Mapping[str, Any] | None = None,
         platform: Input[str] | None = None,
         triggers: Input[Any] | None = None,
         retain_on_delete: bool = False,
@@ -784,10 +782,11 @@ class BaseImage(dynamic.Resource, module="mldeploy", name="BaseImage"):
                 registry = service_principal.registry_address
         if password is not None:
             password = Output.secret(password)
-        if isinstance(requirements, ImageRequirements):
-            requirements = requirements.model_dump()
-        elif requirements is not None:
-            requirements = ImageRequirements.from_input(dict(requirements)).model_dump()
+        if requirements is not None:  # (reqmod is loaded only when requirements are given)
+            if isinstance(requirements, reqmod.ImageRequirements):
+                requirements = requirements.model_dump()
+            else:
+                requirements = reqmod.ImageRequirements.from_input(dict(requirements)).model_dump()
 
         if isinstance(context, str):
             context = os.path.abspath(context)

@@ -46,29 +46,38 @@ the update before anything of the deployment's own is built.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 
 from .. import dockerfile_check, watchdog
-from .. import environment as envmod
+from .._lazy import LazyModule
 from ..backends import select, wheelhouse_probe
 from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
-from ..config import DeploymentConfig, InferenceConfig, parse
 from ..errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
+from ..paths import Policy, contain
 from ..paths import program_policy as _program_policy
 from ..settings import Settings, swarm_publish_mode
-from . import _inference_checks as checks
 from . import convergence
 from ._common import changed, failure, is_unknown, needs, progress, run_checks
 from ._common import changes as _changes
+
+if TYPE_CHECKING:
+    from .. import config as amlconfig
+    from .. import environment as envmod
+    from . import _inference_checks as checks
+else:  # built on pydantic: imported when check or a deploy first needs them, not by the program (mldeploy._lazy)
+    amlconfig = LazyModule("mldeploy.config")
+    envmod = LazyModule("mldeploy.environment")
+    checks = LazyModule("mldeploy.resources._inference_checks")
 
 KIND = "InferenceDeployment"
 DEFAULT_PORT = 8890
@@ -112,13 +121,13 @@ def _check_service_name(news: dict[str, Any]) -> None:
         raise ValidationError("service_name", f"{name!r} must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
 
 
-def _deployment_config(news: dict[str, Any]) -> tuple[DeploymentConfig, str] | None:
+def _deployment_config(news: dict[str, Any]) -> tuple[amlconfig.DeploymentConfig, str] | None:
     doc = news.get("deployment_config")
     if is_unknown(doc):
         return None
     if isinstance(doc, str):
-        return DeploymentConfig.from_file(doc), doc
-    return parse(DeploymentConfig, doc or {}, "deployment_config"), "deployment_config"
+        return amlconfig.DeploymentConfig.from_file(doc), doc
+    return amlconfig.parse(amlconfig.DeploymentConfig, doc or {}, "deployment_config"), "deployment_config"
 
 
 def _resolve_target(news: dict[str, Any]) -> None:
@@ -138,7 +147,6 @@ def _resolve_target(news: dict[str, Any]) -> None:
 
 def _resolve_inference(news: dict[str, Any]) -> None:
     from ..hashing import source_ignore, tree_digest
-    from ..paths import Policy
 
     policy = Policy.current(news.get("path_policy"))  # containment and size guard (mldeploy.paths)
     path = news.get("inference_config")
@@ -147,7 +155,7 @@ def _resolve_inference(news: dict[str, Any]) -> None:
     if not isinstance(path, str):
         raise ValidationError("inference_config", "must be the path of an inferenceconfig.json file")
     try:
-        cfg = InferenceConfig.from_file(path, policy)
+        cfg = amlconfig.InferenceConfig.from_file(path, policy)
         resolved = cfg.resolve(Path(path).parent, policy)
     except ValidationError as exc:
         field = exc.field if exc.field == "inference_config" else f"inference_config.{exc.field}"
@@ -496,6 +504,17 @@ def _identity(identity: Any, field: str) -> tuple[Any, Any]:
     return identity.client_id, identity.client_secret
 
 
+def _names_base_image_registry(inference_config: str) -> bool:
+    """Whether the file may give ``baseImageRegistry``: most do not, and then the program need not load the
+    pydantic models (``mldeploy._lazy``). A file that cannot be read or parsed is left to the full reading."""
+    try:
+        contain(inference_config, "inference_config", Policy.current(), what="the inference config")
+        doc = json.loads(Path(inference_config).read_text())
+    except (ValidationError, OSError, ValueError):
+        return True
+    return not isinstance(doc, dict) or doc.get("baseImageRegistry") is not None or doc.get("base_image_registry") is not None
+
+
 def _base_image_registry(given: dict[str, Any] | None, inference_config: str) -> tuple[Any, Any]:
     """``baseImageRegistry`` as inputs: ``{address, username}``, and the password as a Pulumi secret.
 
@@ -505,8 +524,10 @@ def _base_image_registry(given: dict[str, Any] | None, inference_config: str) ->
     """
     doc: Any = given
     if doc is None:
+        if not _names_base_image_registry(inference_config):
+            return None, None
         try:
-            cfg = InferenceConfig.from_file(inference_config)
+            cfg = amlconfig.InferenceConfig.from_file(inference_config)
         except (ValidationError, OSError):
             return None, None
         if cfg.base_image_registry is None:
