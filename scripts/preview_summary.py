@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -268,6 +269,10 @@ def run_preview(cwd: str | None, stack: str | None, extra: list[str]) -> tuple[d
 
 
 def main(argv: list[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background, SIGINT is ignored and pulumi would inherit that: it then waits 5 s for
+        # a language host that ignores the CLI (tests/integration/harness.default_sigint).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--cwd", help="the Pulumi project's directory (default: the current directory)")
     ap.add_argument("--stack", help="the stack to preview (default: the selected stack)")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.harness import default_sigint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -101,7 +103,9 @@ if importlib.util.find_spec("xdist") is not None:
 # -- where the time goes: every `pulumi` command the harness runs, summed up at the end ---------------------------
 def pytest_configure(config: pytest.Config) -> None:
     """The first process (xdist's controller, or the only one) makes the directory the harness appends
-    command times to; xdist's workers, started after this, inherit it through the environment."""
+    command times to; xdist's workers, started after this, inherit it through the environment. Every
+    process gives the pulumi commands it starts SIGINT at its default (``harness.default_sigint``)."""
+    default_sigint()
     if not hasattr(config, "workerinput") and not os.environ.get("MLDEPLOY_TEST_TIMES"):
         os.environ["MLDEPLOY_TEST_TIMES"] = tempfile.mkdtemp(prefix="mldeploy-test-times-")
         config.stash[_TIMES_KEY] = os.environ["MLDEPLOY_TEST_TIMES"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import textwrap
 import time
@@ -29,6 +30,20 @@ def record_time(verb: str, seconds: float) -> None:
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
     with open(Path(where) / f"{os.getpid()}.jsonl", "a") as f:
         f.write(json.dumps({"test": test, "verb": verb, "seconds": round(seconds, 3), "ended": round(time.time(), 1)}) + "\n")
+
+
+def default_sigint() -> None:
+    """Give every ``pulumi`` this process starts SIGINT at its default, whatever this process inherited.
+
+    Started in the background (``make test &``, nohup, some CI runners), a process inherits SIGINT
+    ignored, and so would pulumi and its language host, which then ignores the CLI's request to stop:
+    the CLI waits 5 s for it on every preview, up, refresh and destroy (README "Running pulumi by
+    hand"). A Python handler is reset to the default by exec, an ignored signal is not, so this installs
+    Python's own handler (Ctrl-C raises KeyboardInterrupt, as usual). ``tests/conftest.py`` calls it in
+    every pytest process; ``bench/run.py`` and ``scripts/preview_summary.py`` do the same.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class PulumiFailed(AssertionError):

@@ -20,6 +20,7 @@ import importlib.metadata as md
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,40 @@ def test_tests_and_bench_run_pulumi_under_the_guard() -> None:
     """Python code that starts pulumi passes os.environ on: tests/conftest.py and bench/run.py set the guard."""
     assert os.environ.get(GUARD) == "true"  # tests/conftest.py (or lib.sh before it)
     assert GUARD in (ROOT / "bench" / "run.py").read_text()
+
+
+# -- SIGINT: a background job's pulumi would wait 5 s on every command -------------------------------------------
+# Started in the background (`make test &`, nohup, some CI runners), a process has SIGINT ignored and passes that
+# on through exec; pulumi's language host then ignores the CLI's request to stop and the CLI waits 5 s for it
+# (measured: an empty program's preview 0.86 s -> 5.67 s). scripts/lib.sh and the Python callers undo it.
+
+
+def _fake_pulumi(tmp_path: Path) -> Path:
+    """A `pulumi` that prints the signals it was started with ignored (its /proc status)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "pulumi"
+    fake.write_text("#!/bin/sh\nexec grep SigIgn /proc/self/status\n")
+    fake.chmod(0o755)
+    return bindir
+
+
+def _pulumi_ignores_sigint(cmd: list[str]) -> bool:
+    """Run ``cmd`` as a background job starts it (SIGINT ignored); whether the fake pulumi it runs ignores SIGINT."""
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)).stdout  # fmt: skip
+    mask = int(out.split(":", 1)[1].strip(), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def test_lib_sh_runs_pulumi_with_sigint_at_its_default(tmp_path: Path) -> None:
+    bindir = _fake_pulumi(tmp_path)
+    assert _pulumi_ignores_sigint(["bash", "-c", f'PATH="{bindir}:$PATH"; pulumi'])  # what a background job does
+    assert not _pulumi_ignores_sigint(["bash", "-c", f'source scripts/lib.sh && PATH="{bindir}:$PATH" && pulumi'])
+
+
+def test_the_harness_runs_pulumi_with_sigint_at_its_default(tmp_path: Path) -> None:
+    bindir = _fake_pulumi(tmp_path)
+    run = f"import subprocess; subprocess.run([{str(bindir / 'pulumi')!r}])"
+    assert _pulumi_ignores_sigint([sys.executable, "-c", run])
+    assert not _pulumi_ignores_sigint([sys.executable, "-c", f"from tests.integration.harness import default_sigint; default_sigint(); {run}"])
