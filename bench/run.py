@@ -248,6 +248,35 @@ class Stack:
         self.created = False
 
 
+#: The demo's resource graph with providers that do nothing (the SDK's default check and diff; create echoes its
+#: inputs): two identities and a model, a base image using the push identity, a deployment using all of them. Its
+#: no-op costs what the engine and a Python dynamic provider cost for that graph, whatever the provider does.
+DYNAMIC_FLOOR = """\
+import pulumi
+from pulumi import dynamic
+
+
+class Nothing(dynamic.ResourceProvider):
+    def create(self, props):
+        return dynamic.CreateResult(props["name"], {**props, "out": props["name"]})
+
+
+class Thing(dynamic.Resource):
+    out: pulumi.Output[str]
+
+    def __init__(self, name, **inputs):
+        super().__init__(Nothing(), name, {"name": name, "out": None, **inputs})
+
+
+push, pull, model = Thing("push"), Thing("pull"), Thing("model")
+base = Thing("base", user=push.out)
+Thing("deployment", base=base.out, push=push.out, pull=pull.out, model=model.out)
+"""
+
+#: The same providers, 50 resources without dependencies (as the scale scenario's 50 ModelVersions).
+DYNAMIC_FLOOR_50 = DYNAMIC_FLOOR.split("push, pull, model =")[0] + "for i in range(50):\n    Thing(f\"m{i}\")\n"
+
+
 def demo_copy(dest: Path, port: int, cache_bust: str | None = None) -> Path:
     """A copy of stacks/demo with its own project name and port; optionally a cache-busting LABEL in base/Dockerfile."""
     shutil.copytree(DEMO, dest, ignore=shutil.ignore_patterns("Pulumi.*.yaml", "__pycache__", ".venv"))
@@ -471,6 +500,10 @@ class Bench:
             ("floor_project", "empty program in the project's .venv", "import pulumi\n", None),
             ("floor_import", "empty program importing mldeploy", "import pulumi\nimport mldeploy  # noqa: F401\n", None),
             ("floor_noguard", f"floor without {GUARD}", "import pulumi\n", self.env_with_venv(self.floor_venv(), guard=False)),
+            ("floor_dynamic", "5 do-nothing dynamic resources shaped like the demo's, pulumi-only virtualenv", DYNAMIC_FLOOR,
+             self.env_with_venv(self.floor_venv())),
+            ("floor_dynamic50", "50 independent do-nothing dynamic resources, pulumi-only virtualenv", DYNAMIC_FLOOR_50,
+             self.env_with_venv(self.floor_venv())),
         ):
             d = self.tmp / key
             d.mkdir()
@@ -729,6 +762,15 @@ class Bench:
         r("empty program in the project's .venv / floor (`preview`)", "floor_project.preview", "floor.preview", paired=True)
         r(f"floor without {GUARD} / floor (`preview`)", "floor_noguard.preview", "floor.preview", paired=True)
         r("empty program importing mldeploy / floor (`preview`)", "floor_import.preview", "floor.preview", paired=True)
+        # What any pulumi.dynamic stack of the demo's shape costs: the least a no-op of the demo could take.
+        r("5 do-nothing dynamic resources / floor (`preview`)", "floor_dynamic.preview", "floor.preview", paired=True)
+        r("5 do-nothing dynamic resources / floor (`up`)", "floor_dynamic.up", "floor.up", paired=True)
+        r("no-op `preview` / 5 do-nothing dynamic resources (medians)", "noop.preview", "floor_dynamic.preview")
+        r("no-op `up` / 5 do-nothing dynamic resources (medians)", "noop.up", "floor_dynamic.up")
+        r("50 do-nothing dynamic resources / floor (`preview`)", "floor_dynamic50.preview", "floor.preview", paired=True)
+        r("50 do-nothing dynamic resources / floor (`up`)", "floor_dynamic50.up", "floor.up", paired=True)
+        r("50 ModelVersions no-op `preview` / 50 do-nothing dynamic resources (medians)", "scale50.preview", "floor_dynamic50.preview")
+        r("50 ModelVersions no-op `up` / 50 do-nothing dynamic resources (medians)", "scale50.up", "floor_dynamic50.up")
         # CPU seconds (user+sys of pulumi and its processes) hardly change with the machine's load; wall times do.
         r("no-op `preview` CPU / floor `preview` CPU", "noop.preview.cpu", "floor.preview.cpu")
         r("no-op `up` CPU / floor `up` CPU", "noop.up.cpu", "floor.up.cpu")
@@ -937,6 +979,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown scenarios {sorted(unknown)}; choose from {','.join(SCENARIOS)}")
     bench = Bench(args)
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background, SIGINT is ignored and every pulumi would inherit that: each command
+        # then waits 5 s for a language host that ignores the CLI (tests/integration/harness.default_sigint).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return bench.run()
     except KeyboardInterrupt:
