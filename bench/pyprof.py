@@ -32,6 +32,8 @@ IDLE = {
     ("queue.py", "get"), ("thread.py", "_worker"), ("_channel.py", "_next"), ("_server.py", "_serve"),
     ("_common.py", "wait"), ("_server.py", "wait_for_termination"), ("base_events.py", "_run_once"),
     ("threading.py", "join"), ("_channel.py", "_blocking"), ("events.py", "_run"), ("threading.py", "_bootstrap_inner"),
+    # mldeploy's watchdog thread sleeps between checks of the engine: the sampler sees its frame at time.sleep
+    ("watchdog.py", "_watch"),
 }
 
 
