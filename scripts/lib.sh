@@ -48,7 +48,10 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="${PULUMI_DISABLE_AUTOMATIC_P
 # language host then ignores the CLI's request to stop and the CLI waits 5 s for it: 4.8 s more on every
 # preview, up, refresh and destroy (measured: an empty program's preview 0.86 s -> 5.67 s). GNU env puts
 # the default back (README "Running pulumi by hand"; Python callers: tests/integration/harness.py).
-pulumi() { env --default-signal=INT pulumi "$@"; }
+# (Only where env has the option: GNU coreutils >= 8.31; elsewhere pulumi runs as it is.)
+if env --default-signal=INT true 2>/dev/null; then
+  pulumi() { env --default-signal=INT pulumi "$@"; }
+fi
 # The Python language host built here ignores Pulumi.yaml's `virtualenv`
 # option, so the project's virtualenv must come first on PATH.
 export PATH="$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:$PATH"
