@@ -114,10 +114,7 @@ def stale_bytecode(package: Path) -> list[str]:
 
 
 # -- results -------------------------------------------------------------------------------
-
 @dataclass
-
-
 class Row:
     key: str
     label: str
