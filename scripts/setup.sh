@@ -81,7 +81,9 @@ step_python() {
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
 step_pulumi() {
   local existing
-  existing="$(PATH="${PATH#"$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:"}" command -v pulumi || true)"
+  # type -P: a pulumi executable on PATH. (Not command -v, which names lib.sh's pulumi function when there is
+  # no executable at all: on a fresh machine setup then ran that function and failed with 127.)
+  existing="$(PATH="${PATH#"$MLDEPLOY_ROOT/.venv/bin:$MLDEPLOY_ROOT/.tools/bin:"}" type -P pulumi || true)"
   if [ -n "$existing" ]; then
     local v; v="$("$existing" version 2>/dev/null | sed 's/^v//')"
     if [[ "$v" == 3.* ]] && version_ge "$v" "$PULUMI_VERSION"; then

@@ -20,6 +20,7 @@ import importlib.metadata as md
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,3 +167,52 @@ def test_the_harness_runs_pulumi_with_sigint_at_its_default(tmp_path: Path) -> N
     run = f"import subprocess; subprocess.run([{str(bindir / 'pulumi')!r}])"
     assert _pulumi_ignores_sigint([sys.executable, "-c", run])
     assert not _pulumi_ignores_sigint([sys.executable, "-c", f"from tests.integration.harness import default_sigint; default_sigint(); {run}"])
+
+
+# -- make setup's pulumi step sees an executable, never lib.sh's pulumi function --------------------------------
+
+
+def _setup_tree(tmp_path: Path, pulumi_version: str | None) -> tuple[Path, dict[str, str]]:
+    """A copy of scripts/setup.sh and lib.sh, a PATH of the few tools the pulumi step uses, a `go` that fails,
+    and (if given) an executable `pulumi` that reports ``pulumi_version``."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("setup.sh", "lib.sh"):
+        (root / "scripts" / name).write_text((ROOT / "scripts" / name).read_text())
+    for mod in ("tools/pulumi/go.mod", "tools/pulumi/go.sum", "tools/pulumi-language-python/go.mod"):
+        (root / mod).parent.mkdir(parents=True, exist_ok=True)
+        (root / mod).write_text("module example\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("bash", "env", "cat", "sha256sum", "cut", "sed", "sort", "head", "mkdir", "chmod", "find",
+                 "dirname", "true"):
+        path = shutil.which(tool)
+        assert path, tool
+        (bindir / tool).symlink_to(path)
+    (bindir / "go").write_text("#!/bin/sh\necho 'go: no module proxy in this test' >&2\nexit 1\n")
+    (bindir / "go").chmod(0o755)
+    if pulumi_version:
+        (bindir / "pulumi").write_text(f"#!/bin/sh\necho v{pulumi_version}\n")
+        (bindir / "pulumi").chmod(0o755)
+    env = {"PATH": str(bindir), "HOME": str(tmp_path), "MLDEPLOY_HOME": str(tmp_path / "home")}
+    return root, env
+
+
+def test_setup_builds_pulumi_when_none_is_installed(tmp_path: Path) -> None:
+    """A fresh machine has no pulumi executable; lib.sh's `pulumi` function must not pass for one (CI failed on
+    exactly this with exit 127: `command -v pulumi` named the function, which then found no executable)."""
+    root, env = _setup_tree(tmp_path, None)
+    run = subprocess.run(["bash", str(root / "scripts" / "setup.sh"), "pulumi"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "building the Pulumi CLI" in run.stdout, run.stdout
+    assert 'setup step "pulumi" failed: go build of the Pulumi CLI failed' in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize(("version", "said"), [("3.259.0", "using "), ("3.100.0", "ignoring ")])
+def test_setup_uses_an_installed_pulumi_only_if_new_enough(tmp_path: Path, version: str, said: str) -> None:
+    root, env = _setup_tree(tmp_path, version)
+    run = subprocess.run(["bash", str(root / "scripts" / "setup.sh"), "pulumi"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert f"  {said}{tmp_path / 'bin' / 'pulumi'} (v{version})" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == (0 if said == "using " else 1), run.stdout + run.stderr
