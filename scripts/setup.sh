@@ -92,6 +92,7 @@ step_pulumi() {
     say "ignoring $existing (v$v): need v3 >= $PULUMI_VERSION"
   fi
   mkdir -p .tools/bin
+  command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || export PATH="$PATH:/usr/local/go/bin"  # go.dev's tarball
   command -v go >/dev/null || fail "Go is needed to build the Pulumi CLI (apt-get install golang, or install Pulumi $PULUMI_VERSION)"
   local want; want="$(sha tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi-language-python/go.mod)"
   if [ -x .tools/bin/pulumi ] && [ -x .tools/bin/pulumi-language-python ] \
