@@ -227,6 +227,7 @@ class DockerEngine:
         platform: str | None = None,
         nocache: bool = False,
         label: str = "build",
+        labels: dict[str, str] | None = None,
     ) -> BuiltImage:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -251,6 +252,7 @@ class DockerEngine:
                         nocache=nocache,
                         network_mode=Settings.from_env().build_network,  # README "Security model"
                         platform=platform,
+                        labels=dict(labels) if labels else None,  # the image's own labels (LABEL_BUILT_FOR)
                     )
                     for ev in events:
                         if "stream" in ev:

@@ -16,6 +16,12 @@ LABEL_SERVICE = "mldeploy.service"
 LABEL_STACK = "mldeploy.stack"
 LABEL_URN = "mldeploy.urn"
 LABEL_PORT = "mldeploy.port"
+# On a derived image: the URN of the deployment it was built for. Deployments of one service name on two targets
+# (each target checks ownership among its own objects) push to the same repository, mldeploy/<service>; without
+# it, two stacks deploying the same folder built one image, and one stack's destroy deleted the other's manifest.
+# A key of its own: containers inherit their image's labels, and mldeploy.service/.urn on every container of an
+# image would make the local target's lookups see other targets' containers.
+LABEL_BUILT_FOR = "mldeploy.built-for"
 
 
 def owner(labels: Mapping[str, str] | None) -> str | None:
@@ -50,4 +56,4 @@ def describe(labels: Mapping[str, str] | None) -> str:
     return f"stack {owner(labels) or '(unknown)'}" + (f" (resource {urn})" if urn else "")
 
 
-__all__ = ["LABEL_PORT", "LABEL_SERVICE", "LABEL_STACK", "LABEL_URN", "describe", "owner", "same_owner"]
+__all__ = ["LABEL_BUILT_FOR", "LABEL_PORT", "LABEL_SERVICE", "LABEL_STACK", "LABEL_URN", "describe", "owner", "same_owner"]

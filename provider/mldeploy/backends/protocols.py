@@ -145,8 +145,10 @@ class ImageBuilder(Protocol):
         platform: str | None = None,
         nocache: bool = False,
         label: str = "build",
+        labels: dict[str, str] | None = None,
     ) -> BuiltImage:
-        """Build from a context directory; progress per step, full output to ``log_path``.
+        """Build from a context directory; progress per step, full output to ``log_path``. ``label`` names the build in
+        progress lines; ``labels`` are set on the image.
 
         Raises ``BuildError`` naming the failing step and the last lines of output.
         """

@@ -60,7 +60,7 @@ from pulumi import Input, Output, ResourceOptions, dynamic
 from .. import dockerfile_check, watchdog
 from .._lazy import LazyModule
 from ..backends import select, wheelhouse_probe
-from ..backends.ownership import LABEL_SERVICE, LABEL_STACK, LABEL_URN
+from ..backends.ownership import LABEL_BUILT_FOR, LABEL_SERVICE, LABEL_STACK, LABEL_URN
 from ..backends.protocols import DeploySpec, Runtime
 from ..errors import AuthError, BackendError, MldeployError, NotFound, ValidationError
 from ..paths import Policy, contain
@@ -320,7 +320,10 @@ def _build_and_push(props: dict[str, Any]) -> tuple[str, str, str]:
     with tempfile.TemporaryDirectory(prefix="mldeploy-ctx-") as ctx:
         write_context(Path(ctx), base, inference, models, lock)
         say(f"building {repo}:{tag} (log: {log_path})")
-        engine.build(ctx, "Dockerfile", f"{repo}:{tag}", {"WHEELHOUSE_URL": settings.wheelhouse_url}, log_path, label="derived image")
+        # The image is this deployment's own: another stack deploying the same folder under the same service name
+        # (on another target) gets another manifest, so neither's update or destroy deletes the other's.
+        built_for = {LABEL_BUILT_FOR: str(props.get("resource_urn") or "")}
+        engine.build(ctx, "Dockerfile", f"{repo}:{tag}", {"WHEELHOUSE_URL": settings.wheelhouse_url}, log_path, label="derived image", labels=built_for)
     say(f"pushing {repo}:{tag}")
     pushed = engine.push(f"{repo}:{tag}", _auth(props, "push"))
     return f"{repo}@{pushed}", digest, log_path
