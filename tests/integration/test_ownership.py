@@ -81,8 +81,8 @@ def _shared_program(src: Path, svc: str, base: str, dc: dict[str, object], targe
 def test_one_service_name_on_two_targets_keeps_each_stacks_image(  # type: ignore[no-untyped-def]
     project: Project, tmp_path: Path, demo_base: str, swarm, cleanup_swarm, settings, push_creds
 ) -> None:
-    """The same service name deployed from the same folder by two stacks on two targets (the local one and swarm:
-    each target checks ownership among its own objects only) pushes to the same repository, mldeploy/<service>.
+    """The same service name deployed from the same folder by two stacks on two targets (the local one, then swarm,
+    which checks ownership among its own objects only) pushes to the same repository, mldeploy/<service>.
     Each stack's image is its own (it carries the deployment's URN), so destroying one stack deletes only its own
     manifest: the other stack's image stays in the registry and the other service keeps serving."""
     from .test_base_image import manifest_status

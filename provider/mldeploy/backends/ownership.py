@@ -17,7 +17,7 @@ LABEL_STACK = "mldeploy.stack"
 LABEL_URN = "mldeploy.urn"
 LABEL_PORT = "mldeploy.port"
 # On a derived image: the URN of the deployment it was built for. Deployments of one service name on two targets
-# (each target checks ownership among its own objects) push to the same repository, mldeploy/<service>; without
+# (a swarm or kubernetes stack and a local one deployed before it) push to the same repository, mldeploy/<service>; without
 # it, two stacks deploying the same folder built one image, and one stack's destroy deleted the other's manifest.
 # A key of its own: containers inherit their image's labels, and mldeploy.service/.urn on every container of an
 # image would make the local target's lookups see other targets' containers.
