@@ -146,7 +146,8 @@ class Project:
 
     def _holds_resources(self) -> bool:
         """Whether the stack's state may hold anything besides the stack itself: ``False`` only when the file
-        backend's checkpoint says so (most tests end with their own destroy; the second one cost about 2 s: 43 of them, 100 s of a run)."""
+        backend's checkpoint says so. Most tests end with their own destroy; a second one cost about 2 s each
+        (43 of them, 100 s of a run)."""
         url = self.env.get("PULUMI_BACKEND_URL", "")
         if not url.startswith("file://"):
             return True

@@ -230,8 +230,8 @@ def test_destroy_does_not_wait_for_pods_of_a_node_the_cluster_no_longer_has() ->
     ]
     assert cl.delete_pods_of_lost_nodes("ns", pods) == [("on-gone", "mldeploy-2")]
     assert core.deleted == [("ns", "on-gone", 0)]
-    # Nodes that cannot be listed (a kubeconfig without the right) are not known to be gone: nothing is deleted.
 
+    # Nodes that cannot be listed (a kubeconfig without the right) are not known to be gone: nothing is deleted.
     def forbidden() -> list[dict[str, object]]:
         raise BackendError("listing nodes: forbidden")
 

@@ -109,7 +109,6 @@ _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 WORKSPACE_IDENTITY = "mldeploy-baseimage"
 
 
-
 # -- the program side: the content digest --------------------------------------
 def resolve_parent(ref: str) -> str:
     """What a ``FROM`` reference resolves to: a pinned digest, a local image's id, or a registry's digest.
